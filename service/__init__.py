@@ -1,0 +1,1 @@
+"""Relation registry: typed, ordered parent-child relations between GUID-identified entities."""

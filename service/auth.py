@@ -1,0 +1,161 @@
+"""Credentials → a Principal (project + scopes): API keys in three header forms, and JWTs.
+
+Key lookups are cached per worker for at most `key_cache_seconds` (≤ 5), so a revoked key fails on
+every worker within that bound while the hot path costs no query."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+from starlette.datastructures import Headers
+
+from service.db import Database
+from service.errors import Unauthorized
+from service.projects import queries
+from service.projects.service import key_digest
+from service.settings import Settings
+
+READ = "relations:read"
+WRITE = "relations:write"
+TYPES_WRITE = "relation-types:write"
+
+MAX_CREDENTIAL_LENGTH = 8192
+CACHE_LIMIT = 10_000
+HMAC_ALGORITHMS = ("HS256", "HS384", "HS512")
+
+
+@dataclass(frozen=True)
+class Principal:
+    project: str
+    scopes: frozenset[str]
+    key_id: str | None = None
+
+
+class _TtlCache:
+    """A small time-bounded map; cleared whole when it grows past its limit."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._entries: dict[Any, tuple[float, Any]] = {}
+
+    def get(self, key: Any) -> tuple[bool, Any]:
+        entry = self._entries.get(key)
+        if entry is None or entry[0] < time.monotonic():
+            return False, None
+        return True, entry[1]
+
+    def put(self, key: Any, value: Any) -> None:
+        if len(self._entries) >= CACHE_LIMIT:
+            self._entries.clear()
+        self._entries[key] = (time.monotonic() + self.seconds, value)
+
+
+def _asymmetric_algorithms(pem: str) -> tuple[Any, tuple[str, ...]]:
+    key = load_pem_public_key(pem.encode())
+    if isinstance(key, rsa.RSAPublicKey):
+        return key, ("RS256", "RS384", "RS512")
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return key, ("ES256", "ES384", "ES512")
+    raise ValueError("RELATIONS_JWT_PUBLIC_KEY must be an RSA or EC public key")
+
+
+class Authenticator:
+    def __init__(self, settings: Settings, db: Database) -> None:
+        self.settings = settings
+        self.db = db
+        self._keys = _TtlCache(settings.key_cache_seconds)
+        self._projects = _TtlCache(settings.key_cache_seconds)
+        self._verifiers: dict[str, Any] = {}
+        if settings.jwt_secret:
+            for algorithm in HMAC_ALGORITHMS:
+                self._verifiers[algorithm] = settings.jwt_secret
+        if settings.jwt_public_key:
+            public_key, algorithms = _asymmetric_algorithms(settings.jwt_public_key)
+            for algorithm in algorithms:
+                self._verifiers[algorithm] = public_key
+
+    async def authenticate(self, headers: Headers) -> Principal:
+        authorization = headers.get("authorization")
+        api_key = headers.get("api-key")
+        if len(authorization or "") > MAX_CREDENTIAL_LENGTH or len(api_key or "") > MAX_CREDENTIAL_LENGTH:
+            raise Unauthorized()
+        if authorization:
+            scheme, _, credential = authorization.strip().partition(" ")
+            scheme = scheme.lower()
+            credential = credential.strip()
+            if scheme == "bearer" and credential:
+                return await self._from_token(credential)
+            if scheme == "basic" and credential:
+                return await self._from_key(_basic_key(credential))
+            raise Unauthorized()
+        if api_key:
+            return await self._from_key(api_key.strip())
+        raise Unauthorized()
+
+    async def _from_key(self, key: str) -> Principal:
+        digest = key_digest(key)
+        cached, principal = self._keys.get(digest)
+        if not cached:
+            row = await queries.key_by_digest(self.db, digest=digest)
+            principal = None
+            if row is not None and row["revoked_at"] is None:
+                principal = Principal(row["project"], frozenset(row["scopes"]), row["key_id"])
+                await queries.touch_key(self.db, key_id=row["key_id"])
+            self._keys.put(digest, principal)
+        if principal is None:
+            raise Unauthorized()
+        assert isinstance(principal, Principal)
+        return principal
+
+    async def _from_token(self, token: str) -> Principal:
+        try:
+            algorithm = jwt.get_unverified_header(token).get("alg")
+        except jwt.PyJWTError:
+            raise Unauthorized() from None
+        if not isinstance(algorithm, str) or algorithm not in self._verifiers:
+            raise Unauthorized()
+        verifier = self._verifiers[algorithm]
+        try:
+            claims = jwt.decode(
+                token,
+                verifier,
+                algorithms=[algorithm],
+                audience=self.settings.jwt_audience,
+                issuer=self.settings.jwt_issuer,
+                leeway=self.settings.jwt_leeway_seconds,
+                options={"require": ["exp"], "verify_aud": self.settings.jwt_audience is not None},
+            )
+        except (jwt.PyJWTError, ValueError, TypeError):
+            raise Unauthorized() from None
+        project, scope = claims.get("project"), claims.get("scope", "")
+        if not isinstance(project, str) or not isinstance(scope, str):
+            raise Unauthorized()
+        if not await self._project_exists(project):
+            raise Unauthorized()
+        return Principal(project, frozenset(scope.split()))
+
+    async def _project_exists(self, project: str) -> bool:
+        cached, exists = self._projects.get(project)
+        if not cached:
+            exists = await queries.project_exists(self.db, project=project)
+            self._projects.put(project, exists)
+        return bool(exists)
+
+
+def _basic_key(credential: str) -> str:
+    """Heartcore's form: base64("<key>:"); the password part must be empty."""
+    try:
+        decoded = base64.b64decode(credential, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise Unauthorized() from None
+    key, separator, password = decoded.partition(":")
+    if not separator or password or not key:
+        raise Unauthorized()
+    return key

@@ -1,0 +1,204 @@
+"""The `relations` command: serve, migrate, keys, projects."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from service.db import Database
+from service.projects import queries as project_queries
+from service.projects.service import SCOPES, create_key, create_project, valid_project_alias
+from service.schema import migrate
+from service.settings import Settings
+
+DEV_PROJECT = "default"
+
+
+def database_url(settings: Settings) -> str:
+    """DATABASE_URL, or the embedded server under the data folder (started on demand)."""
+    if settings.database_url:
+        return settings.database_url
+    from service import embedded
+
+    url = embedded.start(settings.data_dir)
+    os.environ["DATABASE_URL"] = url
+    return url
+
+
+async def with_db(url: str, work: Callable[[Database], Awaitable[Any]]) -> Any:
+    await migrate(url)
+    db = Database(url, min_size=1, max_size=2)
+    await db.connect()
+    try:
+        return await work(db)
+    finally:
+        await db.disconnect()
+
+
+def write_dev_key(settings: Settings, url: str) -> None:
+    """First start in embedded mode: project `default` and a key of all scopes, printed once."""
+    path = settings.data_dir / "dev-api-key"
+    if path.exists():
+        return
+
+    async def make(db: Database) -> str:
+        return (await create_key(db, project=DEV_PROJECT, scopes=list(SCOPES), name="dev")).key
+
+    key = asyncio.run(with_db(url, make))
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key + "\n")
+    print(
+        f"Created project '{DEV_PROJECT}' and an API key of all scopes (saved to {path}):\n{key}", flush=True
+    )
+
+
+def serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    embedded = not settings.database_url
+    url = database_url(settings)
+    asyncio.run(migrate(url))
+    if embedded:
+        write_dev_key(settings, url)
+    uvicorn.run(
+        "service.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        loop="uvloop",
+        http="httptools",
+        log_level=os.environ.get("RELATIONS_LOG_LEVEL", "warning"),
+        access_log=False,
+        timeout_graceful_shutdown=30,
+        proxy_headers=True,
+        forwarded_allow_ips=list(settings.trusted_proxies),
+        ssl_certfile=args.ssl_certfile,
+        ssl_keyfile=args.ssl_keyfile,
+    )
+    return 0
+
+
+def run_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    applied = asyncio.run(migrate(database_url(settings)))
+    print("schema applied" if applied else "schema up to date")
+    return 0
+
+
+def keys_create(args: argparse.Namespace, settings: Settings) -> int:
+    scopes = args.scopes.split()
+    if not valid_project_alias(args.project):
+        print(f"invalid project alias: {args.project!r}", file=sys.stderr)
+        return 2
+    if not scopes or set(scopes) - set(SCOPES):
+        print(f"scopes must be some of: {' '.join(SCOPES)}", file=sys.stderr)
+        return 2
+
+    async def make(db: Database) -> Any:
+        return await create_key(db, project=args.project, scopes=scopes, name=args.name)
+
+    new = asyncio.run(with_db(database_url(settings), make))
+    print(f"key id {new.key_id} for project {new.project} with scopes {' '.join(new.scopes)}")
+    print(new.key)
+    return 0
+
+
+def keys_list(args: argparse.Namespace, settings: Settings) -> int:
+    async def rows(db: Database) -> Any:
+        return await project_queries.list_keys(db, project=args.project)
+
+    for row in asyncio.run(with_db(database_url(settings), rows)):
+        state = f"revoked {row['revoked_at']:%Y-%m-%dT%H:%M:%SZ}" if row["revoked_at"] else "active"
+        used = f"{row['last_used_at']:%Y-%m-%dT%H:%M:%SZ}" if row["last_used_at"] else "never"
+        print(
+            f"{row['key_id']}\t{state}\t{' '.join(row['scopes'])}\tcreated "
+            f"{row['created_at']:%Y-%m-%dT%H:%M:%SZ}\tlast used {used}\t{row['name']}"
+        )
+    return 0
+
+
+def keys_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    async def revoke(db: Database) -> Any:
+        return await project_queries.revoke_key(db, key_id=args.key_id)
+
+    row = asyncio.run(with_db(database_url(settings), revoke))
+    if row is None:
+        print(f"no key with id {args.key_id}", file=sys.stderr)
+        return 1
+    print(f"revoked key {row['key_id']} of project {row['project']}")
+    return 0
+
+
+def projects_create(args: argparse.Namespace, settings: Settings) -> int:
+    if not valid_project_alias(args.alias):
+        print(f"invalid project alias: {args.alias!r}", file=sys.stderr)
+        return 2
+
+    async def make(db: Database) -> bool:
+        return await create_project(db, project=args.alias)
+
+    created = asyncio.run(with_db(database_url(settings), make))
+    print(f"created project {args.alias}" if created else f"project {args.alias} exists")
+    return 0
+
+
+def projects_list(args: argparse.Namespace, settings: Settings) -> int:
+    async def rows(db: Database) -> Any:
+        return await project_queries.list_projects(db)
+
+    for row in asyncio.run(with_db(database_url(settings), rows)):
+        print(f"{row['project']}\t{row['created_at']:%Y-%m-%dT%H:%M:%SZ}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="relations", description="Relation registry")
+    commands = root.add_subparsers(dest="command", required=True)
+
+    serve_cmd = commands.add_parser("serve", help="serve the HTTP API")
+    serve_cmd.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    serve_cmd.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    serve_cmd.add_argument("--workers", type=int, default=int(os.environ.get("WORKERS", "1")))
+    serve_cmd.add_argument("--ssl-certfile", default=os.environ.get("RELATIONS_TLS_CERT") or None)
+    serve_cmd.add_argument("--ssl-keyfile", default=os.environ.get("RELATIONS_TLS_KEY") or None)
+    serve_cmd.set_defaults(run=serve)
+
+    commands.add_parser("migrate", help="apply schema.sql").set_defaults(run=run_migrate)
+
+    keys = commands.add_parser("keys", help="API keys").add_subparsers(dest="keys_command", required=True)
+    create = keys.add_parser("create", help="create a key (and its project)")
+    create.add_argument("--project", required=True)
+    create.add_argument("--scopes", required=True, help=f"space-separated, of: {' '.join(SCOPES)}")
+    create.add_argument("--name", default="")
+    create.set_defaults(run=keys_create)
+    listing = keys.add_parser("list", help="list a project's keys")
+    listing.add_argument("--project", required=True)
+    listing.set_defaults(run=keys_list)
+    revoke = keys.add_parser("revoke", help="revoke a key")
+    revoke.add_argument("key_id")
+    revoke.set_defaults(run=keys_revoke)
+
+    projects = commands.add_parser("projects", help="projects").add_subparsers(
+        dest="projects_command", required=True
+    )
+    make = projects.add_parser("create", help="create a project with the built-in relation types")
+    make.add_argument("alias")
+    make.set_defaults(run=projects_create)
+    projects.add_parser("list", help="list projects").set_defaults(run=projects_list)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    settings = Settings.from_env()
+    result: int = args.run(args, settings)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

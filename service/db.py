@@ -1,0 +1,134 @@
+"""The database: a `databases` pool for connections and transactions, queries on its raw asyncpg
+connection (prepared and cached by asyncpg), and the one place where driver failures become errors."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import asyncpg
+import databases
+
+from service.errors import ServiceUnavailable
+
+T = TypeVar("T")
+# asyncpg ships no type information: a row is read by column name.
+Record = Any
+
+# Failures that mean "the database is not there right now": answered with 503 and retried by clients.
+UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError,
+    asyncpg.QueryCanceledError,
+)
+
+
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """Pool reset hook. asyncpg's default reset costs a second round trip per request; no handler
+    leaves session state behind (only transaction-scoped advisory locks), and asyncpg still rolls
+    back an open transaction before calling this."""
+
+
+def split_url(url: str) -> tuple[str, dict[str, Any]]:
+    """`databases` drops `?host=/socket/dir` (used by the embedded server); pass it as an option."""
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    options: dict[str, Any] = {}
+    if "host" in query:
+        options["host"] = query.pop("host")
+    if "port" in query:
+        options["port"] = int(query.pop("port"))
+    return urlunsplit(parts._replace(query=urlencode(query))), options
+
+
+class Database:
+    def __init__(
+        self,
+        url: str,
+        *,
+        min_size: int = 2,
+        max_size: int = 10,
+        statement_timeout_ms: int = 5000,
+    ) -> None:
+        plain_url, options = split_url(url)
+        self.url = url
+        self._pool = databases.Database(
+            plain_url,
+            min_size=min_size,
+            max_size=max_size,
+            reset=_keep_session,
+            command_timeout=max(statement_timeout_ms / 1000 * 2, 10),
+            server_settings={
+                "statement_timeout": str(statement_timeout_ms),
+                "idle_in_transaction_session_timeout": str(max(statement_timeout_ms * 2, 10000)),
+                "application_name": "relations",
+            },
+            **options,
+        )
+
+    @property
+    def is_connected(self) -> bool:
+        return bool(self._pool.is_connected)
+
+    async def connect(self) -> None:
+        """Open the pool. A database that is down does not stop start-up: requests answer 503 until
+        it is back, and the pool reconnects by itself."""
+        await self._pool.connect()
+
+    async def disconnect(self) -> None:
+        await self._pool.disconnect()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        """All queries of this task inside the block share one connection and one transaction."""
+        try:
+            async with self._pool.transaction():
+                yield
+        except UNAVAILABLE_ERRORS as error:
+            raise ServiceUnavailable() from error
+
+    async def _run(self, call: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        try:
+            async with self._pool.connection() as connection:
+                return await call(connection.raw_connection)
+        except UNAVAILABLE_ERRORS as error:
+            raise ServiceUnavailable() from error
+
+    async def fetch(self, sql: str, *args: Any) -> list[Record]:
+        return await self._run(lambda raw: raw.fetch(sql, *args))
+
+    async def fetchrow(self, sql: str, *args: Any) -> Record:
+        return await self._run(lambda raw: raw.fetchrow(sql, *args))
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        return await self._run(lambda raw: raw.fetchval(sql, *args))
+
+    async def execute(self, sql: str, *args: Any) -> str:
+        return await self._run(lambda raw: raw.execute(sql, *args))
+
+    async def executemany(self, sql: str, args: list[tuple[Any, ...]]) -> None:
+        await self._run(lambda raw: raw.executemany(sql, args))
+
+    async def fetch_page(
+        self, sql: str, count_sql: str, *args: Any, limit: int, offset: int
+    ) -> tuple[list[Record], int]:
+        """One page of `sql` (which selects `count(*) OVER () AS total`) and the total row count;
+        `count_sql` (same arguments) answers the total only for a page past the end."""
+        numbered = len(args)
+        rows = await self.fetch(f"{sql} LIMIT ${numbered + 1} OFFSET ${numbered + 2}", *args, limit, offset)
+        total = rows[0]["total"] if rows else await self.fetchval(count_sql, *args)
+        return rows, int(total)
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self.fetchval("SELECT 1") == 1)
+        except ServiceUnavailable:
+            return False

@@ -1,0 +1,98 @@
+"""Routes of the API: one wrapper does, in SPEC §2's order, the version check (400), authentication
+(401), then project and scope (403), and hands the handler a Context. Routing itself answers unknown
+paths (404) and wrong methods (405) before any of this."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from service import messages
+from service.auth import Authenticator, Principal
+from service.db import Database
+from service.errors import BadRequest, Forbidden
+from service.hal import HalResponse, Links, Paging, links_for
+from service.projects.service import valid_project_alias
+
+SUPPORTED_VERSION = re.compile(r"^2(\.\d+)?$")
+_ACCEPT_VERSION = re.compile(r";\s*v\s*=\s*([^;,\s]+)")
+
+
+@dataclass
+class Context:
+    """What a handler needs: the request, the project it acts on, and the database."""
+
+    request: Request
+    principal: Principal
+    project: str
+
+    @property
+    def db(self) -> Database:
+        db: Database = self.request.app.state.db
+        return db
+
+    @cached_property
+    def links(self) -> Links:
+        return links_for(self.request)
+
+    @property
+    def path(self) -> dict[str, Any]:
+        return self.request.path_params
+
+    def paging(self) -> Paging:
+        return Paging.from_request(self.request)
+
+    def hal(self, content: Any, status: int = 200, headers: dict[str, str] | None = None) -> HalResponse:
+        return HalResponse(content, status_code=status, headers=headers)
+
+
+Handler = Callable[[Context], Awaitable[Response]]
+
+
+def requested_version(request: Request) -> str | None:
+    version = request.headers.get("api-version") or request.query_params.get("api-version")
+    if version is None:
+        found = _ACCEPT_VERSION.search(request.headers.get("accept", ""))
+        version = found.group(1) if found else None
+    return version
+
+
+def check_version(request: Request) -> None:
+    version = requested_version(request)
+    if version is not None and not SUPPORTED_VERSION.match(version.strip()):
+        raise BadRequest(messages.INVALID_VERSION.format(version=version[:32]))
+
+
+def requested_project(request: Request, principal: Principal) -> str:
+    """`Umb-Project-Alias` from header or query, else the credential's; another project → 403."""
+    alias = request.headers.get("umb-project-alias") or request.query_params.get("Umb-Project-Alias")
+    if alias is None:
+        return principal.project
+    if not valid_project_alias(alias) or alias != principal.project:
+        raise Forbidden()
+    return alias
+
+
+def api_route(path: str, handler: Handler, *, method: str, name: str, scope: str) -> Route:
+    """An authenticated API route for one method, requiring `scope`."""
+
+    async def endpoint(request: Request) -> Response:
+        check_version(request)
+        authenticator: Authenticator = request.app.state.authenticator
+        principal = await authenticator.authenticate(request.headers)
+        project = requested_project(request, principal)
+        if scope not in principal.scopes:
+            raise Forbidden()
+        request.state.project = project
+        return await handler(Context(request, principal, project))
+
+    endpoint.__name__ = handler.__name__
+    endpoint.__doc__ = handler.__doc__
+    return Route(path, endpoint, methods=[method], name=name)

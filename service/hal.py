@@ -1,0 +1,145 @@
+"""HAL rendering: the one response class, links built from the named routes, and paged lists."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount, Route
+
+from service import messages
+from service.errors import BadRequest
+
+HAL_JSON = "application/hal+json"
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+
+
+class HalResponse(Response):
+    media_type = HAL_JSON
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def route_templates(routes: Iterable[BaseRoute], prefix: str = "") -> dict[str, str]:
+    """Route name → path with `{param}` placeholders, read once from the routing table."""
+    templates: dict[str, str] = {}
+    for route in routes:
+        if isinstance(route, Route) and route.name:
+            templates[route.name] = prefix + route.path_format
+        elif isinstance(route, Mount):
+            templates.update(route_templates(route.routes, prefix + route.path_format))
+    return templates
+
+
+class Links:
+    """Absolute hrefs for one request: `base` (RELATIONS_PUBLIC_URL or the request's own) plus a
+    named route's path."""
+
+    def __init__(self, base: str, templates: Mapping[str, str]) -> None:
+        self.base = base
+        self._templates = templates
+
+    def href(self, name: str, **params: object) -> str:
+        return self.base + self._templates[name].format(**params)
+
+    def relation(self, relation_id: int) -> str:
+        return self.base + self._templates["relations:get"].format(id=relation_id)
+
+    def relation_type(self, alias: str) -> str:
+        return self.base + self._templates["relation-types:get"].format(alias=alias)
+
+    def relations_of_type(self, alias: str) -> str:
+        return self.base + self._templates["relations:list-by-type"].format(alias=alias)
+
+
+def links_for(request: Request) -> Links:
+    base = request.app.state.settings.public_url
+    if base is None:
+        url = request.url
+        base = f"{url.scheme}://{url.netloc}"
+    return Links(base, request.app.state.link_templates)
+
+
+@dataclass(frozen=True)
+class Paging:
+    page: int
+    page_size: int
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.page_size
+
+    @classmethod
+    def from_request(cls, request: Request) -> Paging:
+        query = request.query_params
+        return cls(
+            page=_positive_int(query.get("page"), 1, None, messages.INVALID_PAGE),
+            page_size=_positive_int(
+                query.get("pageSize"), DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, messages.INVALID_PAGE_SIZE
+            ),
+        )
+
+
+def _positive_int(raw: str | None, default: int, limit: int | None, message: str) -> int:
+    if raw is None:
+        return default
+    text = raw.strip()
+    if not text.isascii() or not text.isdigit() or len(text) > 9:
+        raise BadRequest(message)
+    value = int(text)
+    if value < 1 or (limit is not None and value > limit):
+        raise BadRequest(message)
+    return value
+
+
+def paged(
+    request: Request,
+    links: Links,
+    *,
+    key: str,
+    items: Sequence[Mapping[str, Any]],
+    total: int,
+    paging: Paging,
+) -> dict[str, Any]:
+    """A HAL page: the four paging fields, self/page/next/prev links, a link per item under `key`
+    (always an array) and the items under `_embedded[key]` (its only key)."""
+    total_pages = math.ceil(total / paging.page_size) if total else 0
+    path = links.base + request.url.path
+    query = [(name, value) for name, value in request.query_params.multi_items() if name != "page"]
+
+    def page_href(page: int) -> str:
+        return f"{path}?{urlencode([('page', str(page)), *query])}"
+
+    hal_links: dict[str, Any] = {
+        "self": {"href": page_href(paging.page)},
+        key: [item["_links"]["self"] for item in items],
+        "page": {"href": path + "{?page,pageSize}", "templated": True},
+    }
+    if paging.page < total_pages:
+        hal_links["next"] = {"href": page_href(paging.page + 1)}
+    if 1 < paging.page <= total_pages + 1:
+        hal_links["prev"] = {"href": page_href(paging.page - 1)}
+    return {
+        "_totalItems": total,
+        "_totalPages": total_pages,
+        "_page": paging.page,
+        "_pageSize": paging.page_size,
+        "_links": hal_links,
+        "_embedded": {key: list(items)},
+    }
+
+
+def iso(moment: Any) -> str:
+    """Timestamps as `2026-11-23T10:00:00Z` (UTC, seconds), the shape of the Heartcore examples."""
+    return str(moment.strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+
+Render = Callable[[Links, Any], dict[str, Any]]

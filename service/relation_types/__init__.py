@@ -1,0 +1,1 @@
+"""Relation types: the registry of aliases relations are typed by."""

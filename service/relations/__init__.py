@@ -1,0 +1,1 @@
+"""Relations: typed parent→child edges, the Heartcore-compatible core of the service."""

@@ -1,0 +1,74 @@
+"""A relation's representation and the fields of its bodies."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from service import messages
+from service.fields import Fields, alias_problem
+from service.hal import Links, iso
+
+COMMENT_LIMIT = 1000
+CREATE_FIELDS = ("parentId", "childId", "relationTypeAlias", "comment")
+# Heartcore's representation fields are accepted (and ignored) in a PUT body, so a client may send
+# back what it read; parentId, childId and relationTypeAlias must then be unchanged.
+UPDATE_FIELDS = (*CREATE_FIELDS, "_id", "_createDate", "_links")
+
+
+@dataclass(frozen=True)
+class NewRelation:
+    parent: uuid.UUID
+    child: uuid.UUID
+    type_alias: str
+    comment: str
+
+
+def read_new(body: dict[str, Any]) -> NewRelation:
+    fields = Fields(body, message=messages.RELATION_INVALID, known=CREATE_FIELDS)
+    parent = fields.guid("parentId")
+    child = fields.guid("childId")
+    type_alias = body.get("relationTypeAlias")
+    if type_alias is None:
+        fields.fail("relationTypeAlias", messages.FIELD_REQUIRED)
+    elif alias_problem(type_alias):
+        fields.fail("relationTypeAlias", messages.RELATION_TYPE_UNKNOWN.format(alias=str(type_alias)[:100]))
+    comment = fields.text("comment", limit=COMMENT_LIMIT)
+    fields.check()
+    assert parent is not None and child is not None
+    return NewRelation(parent, child, str(type_alias), comment)
+
+
+def read_update(body: dict[str, Any], current: Any) -> str:
+    """The new comment; any other field present must equal the stored value."""
+    fields = Fields(body, message=messages.RELATION_INVALID, known=UPDATE_FIELDS)
+    stored = {
+        "parentId": current["parent"],
+        "childId": current["child"],
+        "relationTypeAlias": current["type_alias"],
+    }
+    for name, value in stored.items():
+        if not fields.present(name):
+            continue
+        given = fields.guid(name) if name != "relationTypeAlias" else body[name]
+        if given != value:
+            fields.fail(name, messages.FIELD_IMMUTABLE)
+    comment = fields.text("comment", limit=COMMENT_LIMIT, default=current["comment"])
+    fields.check()
+    return comment
+
+
+def represent(links: Links, row: Any) -> dict[str, Any]:
+    return {
+        "_id": row["id"],
+        "parentId": str(row["parent"]),
+        "childId": str(row["child"]),
+        "relationTypeAlias": row["type_alias"],
+        "comment": row["comment"],
+        "_createDate": iso(row["created_at"]),
+        "_links": {
+            "self": {"href": links.relation(row["id"])},
+            "relationType": {"href": links.relation_type(row["type_alias"])},
+        },
+    }

@@ -1,0 +1,140 @@
+"""SQL for relations. Data functions take keyword-only arguments and return rows, counts or None."""
+
+from __future__ import annotations
+
+import uuid
+
+from service.db import Database, Record
+
+COLUMNS = "id, type_alias, parent, child, comment, created_at"
+# Children of one list are spaced this far apart, so most insertions take a midpoint.
+POSITION_GAP = 1 << 20
+DEPENDENCY_TYPES = "SELECT alias FROM relation_type WHERE project = $1 AND is_dependency"
+
+GET = f"SELECT {COLUMNS} FROM relation WHERE project = $1 AND id = $2"
+
+BY_TYPE = f"""
+SELECT {COLUMNS}, count(*) OVER () AS total FROM relation
+WHERE project = $1 AND type_alias = $2 ORDER BY id"""
+BY_TYPE_COUNT = "SELECT count(*) FROM relation WHERE project = $1 AND type_alias = $2"
+
+BY_PARENT = f"""
+SELECT {COLUMNS}, count(*) OVER () AS total FROM relation
+WHERE project = $1 AND parent = $2 AND ($3::text IS NULL OR type_alias = $3)
+ORDER BY type_alias, position, id"""
+BY_PARENT_COUNT = """
+SELECT count(*) FROM relation WHERE project = $1 AND parent = $2 AND ($3::text IS NULL OR type_alias = $3)"""
+
+BY_CHILD = f"""
+SELECT {COLUMNS}, count(*) OVER () AS total FROM relation
+WHERE project = $1 AND child = $2 AND ($3::text IS NULL OR type_alias = $3)
+  AND (NOT $4 OR type_alias IN ({DEPENDENCY_TYPES}))
+ORDER BY id"""
+BY_CHILD_COUNT = f"""
+SELECT count(*) FROM relation WHERE project = $1 AND child = $2 AND ($3::text IS NULL OR type_alias = $3)
+  AND (NOT $4 OR type_alias IN ({DEPENDENCY_TYPES}))"""
+
+# The parent side, plus the child side of bidirectional types (the relation seen from its other end).
+RELATED_WHERE = """
+FROM relation WHERE project = $1 AND (parent = $2 OR (child = $2 AND type_alias IN (
+    SELECT alias FROM relation_type WHERE project = $1 AND is_bidirectional)))"""
+RELATED = f"SELECT {COLUMNS}, count(*) OVER () AS total {RELATED_WHERE} ORDER BY id"
+RELATED_COUNT = f"SELECT count(*) {RELATED_WHERE}"
+
+REFERENCED = f"""
+SELECT DISTINCT child FROM relation
+WHERE project = $1 AND child = ANY($2::uuid[]) AND type_alias IN ({DEPENDENCY_TYPES})"""
+
+# Serialises every change of one ordered list (project, type, parent), and nothing else.
+LOCK_LIST = "SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || $2 || '/' || $3::uuid::text, 0))"
+FIRST_CHILD = """
+SELECT child FROM relation WHERE project = $1 AND parent = $2 AND type_alias = $3
+ORDER BY position, id LIMIT 1"""
+APPEND = f"""
+INSERT INTO relation (project, type_alias, parent, child, position, comment)
+SELECT $1, $2, $3, $4, coalesce(max(position), 0) + {POSITION_GAP}, $5
+FROM relation WHERE project = $1 AND parent = $3 AND type_alias = $2
+ON CONFLICT (project, parent, type_alias, child) DO NOTHING
+RETURNING {COLUMNS}"""
+UPDATE_COMMENT = f"UPDATE relation SET comment = $3 WHERE project = $1 AND id = $2 RETURNING {COLUMNS}"
+DELETE = f"DELETE FROM relation WHERE project = $1 AND id = $2 RETURNING {COLUMNS}"
+DELETE_BY_PARENT = "DELETE FROM relation WHERE project = $1 AND parent = $2"
+DELETE_BY_CHILD = "DELETE FROM relation WHERE project = $1 AND child = $2"
+
+
+async def get(db: Database, *, project: str, relation_id: int) -> Record | None:
+    return await db.fetchrow(GET, project, relation_id)
+
+
+async def by_type(
+    db: Database, *, project: str, alias: str, limit: int, offset: int
+) -> tuple[list[Record], int]:
+    return await db.fetch_page(BY_TYPE, BY_TYPE_COUNT, project, alias, limit=limit, offset=offset)
+
+
+async def by_parent(
+    db: Database, *, project: str, parent: uuid.UUID, alias: str | None, limit: int, offset: int
+) -> tuple[list[Record], int]:
+    return await db.fetch_page(BY_PARENT, BY_PARENT_COUNT, project, parent, alias, limit=limit, offset=offset)
+
+
+async def by_child(
+    db: Database,
+    *,
+    project: str,
+    child: uuid.UUID,
+    alias: str | None,
+    dependency: bool,
+    limit: int,
+    offset: int,
+) -> tuple[list[Record], int]:
+    return await db.fetch_page(
+        BY_CHILD, BY_CHILD_COUNT, project, child, alias, dependency, limit=limit, offset=offset
+    )
+
+
+async def related(
+    db: Database, *, project: str, guid: uuid.UUID, limit: int, offset: int
+) -> tuple[list[Record], int]:
+    return await db.fetch_page(RELATED, RELATED_COUNT, project, guid, limit=limit, offset=offset)
+
+
+async def referenced(db: Database, *, project: str, ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    return {row["child"] for row in await db.fetch(REFERENCED, project, ids)}
+
+
+async def lock_list(db: Database, *, project: str, alias: str, parent: uuid.UUID) -> None:
+    """Take the list's lock until the end of the current transaction."""
+    await db.execute(LOCK_LIST, project, alias, parent)
+
+
+async def first_child(db: Database, *, project: str, alias: str, parent: uuid.UUID) -> uuid.UUID | None:
+    child: uuid.UUID | None = await db.fetchval(FIRST_CHILD, project, parent, alias)
+    return child
+
+
+async def append(
+    db: Database, *, project: str, alias: str, parent: uuid.UUID, child: uuid.UUID, comment: str
+) -> Record | None:
+    """Add the relation at the end of its list (call under `lock_list`); None if it exists."""
+    return await db.fetchrow(APPEND, project, alias, parent, child, comment)
+
+
+async def update_comment(db: Database, *, project: str, relation_id: int, comment: str) -> Record | None:
+    return await db.fetchrow(UPDATE_COMMENT, project, relation_id, comment)
+
+
+async def delete(db: Database, *, project: str, relation_id: int) -> Record | None:
+    return await db.fetchrow(DELETE, project, relation_id)
+
+
+def _count(status: str) -> int:
+    return int(status.rsplit(" ", 1)[-1])
+
+
+async def delete_by_parent(db: Database, *, project: str, parent: uuid.UUID) -> int:
+    return _count(await db.execute(DELETE_BY_PARENT, project, parent))
+
+
+async def delete_by_child(db: Database, *, project: str, child: uuid.UUID) -> int:
+    return _count(await db.execute(DELETE_BY_CHILD, project, child))

@@ -1,0 +1,206 @@
+"""HTTP handlers for /relation: Heartcore's routes and the extensions of SPEC §5."""
+
+from __future__ import annotations
+
+from starlette.responses import Response
+from starlette.routing import Route
+
+from service import messages
+from service.auth import READ, WRITE
+from service.bodies import path_guid, query_bool, read_json_object
+from service.db import Record
+from service.endpoint import Context, api_route
+from service.errors import BadRequest, RelationNotFound, RelationTypeNotFound, invalid_relation
+from service.fields import alias_problem
+from service.hal import paged
+from service.relation_types import queries as type_queries
+from service.relations import model, queries
+
+REFERENCED_LIMIT = 100
+MAX_ID = (1 << 63) - 1
+
+
+def path_id(ctx: Context) -> int:
+    """The `{id}` of the path; one too large for any relation is simply not found."""
+    relation_id: int = ctx.path["id"]
+    if relation_id > MAX_ID:
+        raise RelationNotFound(relation_id)
+    return relation_id
+
+
+async def load_relation(ctx: Context) -> Record:
+    relation_id = path_id(ctx)
+    row = await queries.get(ctx.db, project=ctx.project, relation_id=relation_id)
+    if row is None:
+        raise RelationNotFound(relation_id)
+    return row
+
+
+def relation_page(ctx: Context, rows: list[Record], total: int) -> Response:
+    items = [model.represent(ctx.links, row) for row in rows]
+    paging = ctx.paging()
+    return ctx.hal(paged(ctx.request, ctx.links, key="relations", items=items, total=total, paging=paging))
+
+
+def relation_type_filter(ctx: Context) -> str | None:
+    """`?relationType=alias`: an alias that cannot exist matches nothing rather than erroring."""
+    return ctx.request.query_params.get("relationType") or None
+
+
+async def get_relation(ctx: Context) -> Response:
+    return ctx.hal(model.represent(ctx.links, await load_relation(ctx)))
+
+
+async def list_by_type(ctx: Context) -> Response:
+    alias = ctx.path["alias"]
+    paging = ctx.paging()
+    if alias_problem(alias) or await type_queries.get(ctx.db, project=ctx.project, alias=alias) is None:
+        raise RelationTypeNotFound(alias)
+    rows, total = await queries.by_type(
+        ctx.db, project=ctx.project, alias=alias, limit=paging.page_size, offset=paging.offset
+    )
+    return relation_page(ctx, rows, total)
+
+
+async def list_by_parent(ctx: Context) -> Response:
+    parent = path_guid(ctx.path["guid"])
+    paging = ctx.paging()
+    rows, total = await queries.by_parent(
+        ctx.db,
+        project=ctx.project,
+        parent=parent,
+        alias=relation_type_filter(ctx),
+        limit=paging.page_size,
+        offset=paging.offset,
+    )
+    return relation_page(ctx, rows, total)
+
+
+async def list_by_child(ctx: Context) -> Response:
+    child = path_guid(ctx.path["guid"])
+    paging = ctx.paging()
+    rows, total = await queries.by_child(
+        ctx.db,
+        project=ctx.project,
+        child=child,
+        alias=relation_type_filter(ctx),
+        dependency=query_bool(ctx.request, "dependency"),
+        limit=paging.page_size,
+        offset=paging.offset,
+    )
+    return relation_page(ctx, rows, total)
+
+
+async def list_related(ctx: Context) -> Response:
+    guid = path_guid(ctx.path["guid"])
+    paging = ctx.paging()
+    rows, total = await queries.related(
+        ctx.db, project=ctx.project, guid=guid, limit=paging.page_size, offset=paging.offset
+    )
+    return relation_page(ctx, rows, total)
+
+
+async def get_referenced(ctx: Context) -> Response:
+    raw = ctx.request.query_params.getlist("id")
+    if not raw:
+        raise BadRequest(messages.MISSING_IDS)
+    if len(raw) > REFERENCED_LIMIT:
+        raise BadRequest(messages.TOO_MANY_IDS.format(limit=REFERENCED_LIMIT))
+    ids = list(dict.fromkeys(path_guid(value) for value in raw))
+    found = await queries.referenced(ctx.db, project=ctx.project, ids=ids)
+    return ctx.hal({"referenced": [str(guid) for guid in ids if guid in found]})
+
+
+async def create_relation(ctx: Context) -> Response:
+    new = model.read_new(await read_json_object(ctx.request))
+    async with ctx.db.transaction():
+        relation_type = await type_queries.get(ctx.db, project=ctx.project, alias=new.type_alias)
+        if relation_type is None:
+            raise invalid_relation(
+                "relationTypeAlias", messages.RELATION_TYPE_UNKNOWN.format(alias=new.type_alias)
+            )
+        await queries.lock_list(ctx.db, project=ctx.project, alias=new.type_alias, parent=new.parent)
+        if relation_type["cardinality"] == "one":
+            present = await queries.first_child(
+                ctx.db, project=ctx.project, alias=new.type_alias, parent=new.parent
+            )
+            if present is not None and present != new.child:
+                raise invalid_relation("childId", messages.CARDINALITY_ONE_TAKEN.format(alias=new.type_alias))
+        row = await queries.append(
+            ctx.db,
+            project=ctx.project,
+            alias=new.type_alias,
+            parent=new.parent,
+            child=new.child,
+            comment=new.comment,
+        )
+        if row is None:
+            raise invalid_relation("childId", messages.RELATION_DUPLICATE)
+    href = ctx.links.relation(row["id"])
+    return ctx.hal(model.represent(ctx.links, row), status=201, headers={"Location": href})
+
+
+async def update_relation(ctx: Context) -> Response:
+    body = await read_json_object(ctx.request)
+    current = await load_relation(ctx)
+    comment = model.read_update(body, current)
+    row = await queries.update_comment(
+        ctx.db, project=ctx.project, relation_id=current["id"], comment=comment
+    )
+    if row is None:
+        raise RelationNotFound(current["id"])
+    return ctx.hal(model.represent(ctx.links, row))
+
+
+async def delete_relation(ctx: Context) -> Response:
+    relation_id = path_id(ctx)
+    row = await queries.delete(ctx.db, project=ctx.project, relation_id=relation_id)
+    if row is None:
+        raise RelationNotFound(relation_id)
+    return ctx.hal(model.represent(ctx.links, row))
+
+
+async def delete_by_parent(ctx: Context) -> Response:
+    parent = path_guid(ctx.path["guid"])
+    return ctx.hal({"deleted": await queries.delete_by_parent(ctx.db, project=ctx.project, parent=parent)})
+
+
+async def delete_by_child(ctx: Context) -> Response:
+    child = path_guid(ctx.path["guid"])
+    return ctx.hal({"deleted": await queries.delete_by_child(ctx.db, project=ctx.project, child=child)})
+
+
+# More specific paths first: `/relation/{alias}` would otherwise take `type`, `referenced`, ….
+routes: list[Route] = [
+    api_route("/relation", create_relation, method="POST", name="relations:create", scope=WRITE),
+    api_route("/relation/referenced", get_referenced, method="GET", name="relations:referenced", scope=READ),
+    api_route(
+        "/relation/parent/{guid}", list_by_parent, method="GET", name="relations:list-by-parent", scope=READ
+    ),
+    api_route(
+        "/relation/parent/{guid}",
+        delete_by_parent,
+        method="DELETE",
+        name="relations:delete-by-parent",
+        scope=WRITE,
+    ),
+    api_route(
+        "/relation/child/{guid}", list_by_child, method="GET", name="relations:list-by-child", scope=READ
+    ),
+    api_route(
+        "/relation/child/{guid}",
+        delete_by_child,
+        method="DELETE",
+        name="relations:delete-by-child",
+        scope=WRITE,
+    ),
+    api_route("/relation/related/{guid}", list_related, method="GET", name="relations:related", scope=READ),
+    api_route("/relation/{id:int}", get_relation, method="GET", name="relations:get", scope=READ),
+    api_route("/relation/{id:int}", update_relation, method="PUT", name="relations:update", scope=WRITE),
+    api_route("/relation/{id:int}", delete_relation, method="DELETE", name="relations:delete", scope=WRITE),
+]
+
+# After the relation-type routes (`/relation/type` must not be read as an alias).
+alias_routes: list[Route] = [
+    api_route("/relation/{alias}", list_by_type, method="GET", name="relations:list-by-type", scope=READ),
+]

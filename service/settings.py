@@ -1,0 +1,56 @@
+"""Settings, read once from the environment (each one documented in README)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    return int(raw) if raw else default
+
+
+def _list(name: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in os.environ.get(name, "").split(",") if item.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str | None = None
+    data_dir: Path = Path(".data")
+    jwt_secret: str | None = None
+    jwt_public_key: str | None = None
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwt_leeway_seconds: int = 30
+    public_url: str | None = None
+    pool_min_size: int = 2
+    pool_max_size: int = 10
+    statement_timeout_ms: int = 5000
+    max_body_bytes: int = 1024 * 1024
+    key_cache_seconds: int = 5
+    cors_origins: tuple[str, ...] = field(default_factory=tuple)
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1",)
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        env = os.environ.get
+        return cls(
+            database_url=env("DATABASE_URL") or None,
+            data_dir=Path(env("RELATIONS_DATA_DIR") or ".data"),
+            jwt_secret=env("RELATIONS_JWT_SECRET") or None,
+            jwt_public_key=env("RELATIONS_JWT_PUBLIC_KEY") or None,
+            jwt_issuer=env("RELATIONS_JWT_ISSUER") or None,
+            jwt_audience=env("RELATIONS_JWT_AUDIENCE") or None,
+            jwt_leeway_seconds=_int("RELATIONS_JWT_LEEWAY", 30),
+            public_url=(env("RELATIONS_PUBLIC_URL") or "").rstrip("/") or None,
+            pool_min_size=_int("RELATIONS_POOL_MIN", 2),
+            pool_max_size=_int("RELATIONS_POOL_MAX", 10),
+            statement_timeout_ms=_int("RELATIONS_STATEMENT_TIMEOUT_MS", 5000),
+            max_body_bytes=_int("RELATIONS_MAX_BODY_BYTES", 1024 * 1024),
+            key_cache_seconds=min(_int("RELATIONS_KEY_CACHE_SECONDS", 5), 5),
+            cors_origins=_list("RELATIONS_CORS_ORIGINS"),
+            trusted_proxies=_list("RELATIONS_TRUSTED_PROXIES") or ("127.0.0.1",),
+        )

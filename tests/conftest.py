@@ -1,0 +1,136 @@
+"""Shared fixtures: one fresh PostgreSQL database per test session (TEST_DATABASE_URL's server, else the
+embedded one), the app served in-process, and a fresh project with a key per test for isolation."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+import pytest
+from starlette.applications import Starlette
+
+from service.app import create_app
+from service.db import Database, split_url
+from service.projects.service import SCOPES, create_key
+from service.schema import migrate
+from service.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _server_url() -> str:
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        return url
+    from service import embedded
+
+    return embedded.start(ROOT / ".data" / "test", database="postgres")
+
+
+def _with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+async def _admin(url: str, sql: str) -> None:
+    plain, options = split_url(url)
+    connection = await asyncpg.connect(plain, **options)
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    """A database of its own for this session, dropped at the end."""
+    server = _server_url()
+    name = f"relations_test_{os.getpid()}_{secrets.token_hex(3)}"
+    asyncio.run(_admin(server, f'CREATE DATABASE "{name}"'))
+    url = _with_database(server, name)
+    asyncio.run(migrate(url))
+    try:
+        yield url
+    finally:
+        asyncio.run(_admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str) -> Settings:
+    return Settings(database_url=database_url, key_cache_seconds=0)
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Settings) -> AsyncIterator[Starlette]:
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture(scope="session")
+async def db(app: Starlette) -> Database:
+    database: Database = app.state.db
+    return database
+
+
+@pytest.fixture
+async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
+
+
+@dataclass
+class Project:
+    """A fresh project and a key of all scopes; `key(...)` makes more keys for it."""
+
+    alias: str
+    api_key: str
+    db: Database
+    extra_keys: list[str] = field(default_factory=list)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Api-Key": self.api_key}
+
+    async def key(self, *scopes: str) -> str:
+        new = await create_key(self.db, project=self.alias, scopes=list(scopes))
+        return new.key
+
+
+MakeProject = Callable[[], Awaitable[Project]]
+
+
+@pytest.fixture
+def make_project(db: Database) -> MakeProject:
+    async def make() -> Project:
+        alias = f"p-{uuid.uuid4().hex[:12]}"
+        new = await create_key(db, project=alias, scopes=list(SCOPES))
+        return Project(alias=alias, api_key=new.key, db=db)
+
+    return make
+
+
+@pytest.fixture
+async def project(make_project: MakeProject) -> Project:
+    return await make_project()
+
+
+def guid() -> str:
+    return str(uuid.uuid4())
+
+
+def error_of(response: httpx.Response) -> dict[str, Any]:
+    body = response.json()
+    assert set(body) == {"error"}, body
+    error: dict[str, Any] = body["error"]
+    return error
