@@ -93,7 +93,7 @@ def read_fields(body: dict[str, Any], *, current: RelationTypeFields | None = No
     else:
         if fields.present("alias") and body["alias"] != current.alias:
             fields.fail("alias", messages.FIELD_IMMUTABLE)
-        name = fields.text("name", limit=NAME_LIMIT, required=True, default=current.name)
+        name = fields.text("name", limit=NAME_LIMIT, required=fields.present("name"), default=current.name)
     result = RelationTypeFields(
         alias=current.alias,
         name=name,
