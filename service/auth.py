@@ -19,7 +19,7 @@ from starlette.datastructures import Headers
 from service.db import Database
 from service.errors import Unauthorized
 from service.projects import queries
-from service.projects.service import key_digest
+from service.projects.service import key_digest, plausible_key, valid_project_alias
 from service.settings import Settings
 
 READ = "relations:read"
@@ -46,12 +46,16 @@ class _TtlCache:
         self._entries: dict[Any, tuple[float, Any]] = {}
 
     def get(self, key: Any) -> tuple[bool, Any]:
+        if self.seconds <= 0:
+            return False, None
         entry = self._entries.get(key)
         if entry is None or entry[0] < time.monotonic():
             return False, None
         return True, entry[1]
 
     def put(self, key: Any, value: Any) -> None:
+        if self.seconds <= 0:
+            return
         if len(self._entries) >= CACHE_LIMIT:
             self._entries.clear()
         self._entries[key] = (time.monotonic() + self.seconds, value)
@@ -100,12 +104,18 @@ class Authenticator:
         raise Unauthorized()
 
     async def _from_key(self, key: str) -> Principal:
+        # A string that cannot be a key costs no query (hostile input never reaches the database).
+        if not plausible_key(key):
+            raise Unauthorized()
         digest = key_digest(key)
         cached, principal = self._keys.get(digest)
         if not cached:
             row = await queries.key_by_digest(self.db, digest=digest)
+            if row is None:
+                # Unknown digests are not cached: a flood of made-up keys must not evict real ones.
+                raise Unauthorized()
             principal = None
-            if row is not None and row["revoked_at"] is None:
+            if row["revoked_at"] is None:
                 principal = Principal(row["project"], frozenset(row["scopes"]), row["key_id"])
                 await queries.touch_key(self.db, key_id=row["key_id"])
             self._keys.put(digest, principal)
@@ -117,7 +127,7 @@ class Authenticator:
     async def _from_token(self, token: str) -> Principal:
         try:
             algorithm = jwt.get_unverified_header(token).get("alg")
-        except jwt.PyJWTError:
+        except (jwt.PyJWTError, ValueError, TypeError):
             raise Unauthorized() from None
         if not isinstance(algorithm, str) or algorithm not in self._verifiers:
             raise Unauthorized()
@@ -135,7 +145,7 @@ class Authenticator:
         except (jwt.PyJWTError, ValueError, TypeError):
             raise Unauthorized() from None
         project, scope = claims.get("project"), claims.get("scope", "")
-        if not isinstance(project, str) or not isinstance(scope, str):
+        if not isinstance(project, str) or not isinstance(scope, str) or not valid_project_alias(project):
             raise Unauthorized()
         if not await self._project_exists(project):
             raise Unauthorized()

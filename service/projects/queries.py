@@ -18,7 +18,11 @@ RETURNING key_id, project, scopes, name, created_at
 KEY_BY_DIGEST = """
 SELECT key_id, project, scopes, revoked_at FROM api_key WHERE digest = $1
 """
-TOUCH_KEY = "UPDATE api_key SET last_used_at = now() WHERE key_id = $1"
+# Last use to the minute: a busy key is not rewritten on every cache miss of every worker.
+TOUCH_KEY = """
+UPDATE api_key SET last_used_at = now()
+WHERE key_id = $1 AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')
+"""
 LIST_KEYS = """
 SELECT key_id, project, scopes, name, created_at, last_used_at, revoked_at
 FROM api_key WHERE project = $1 ORDER BY created_at, key_id

@@ -14,6 +14,8 @@ from service.relation_types import queries as type_queries
 PROJECT_ALIAS = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 SCOPES = ("relations:read", "relations:write", "relation-types:write")
 KEY_PREFIX = "rr_"
+# rr_<key id: 6 random bytes, hex>_<secret: 32 random bytes, url-safe base64>
+KEY_SHAPE = re.compile(r"rr_[0-9a-f]{12}_[A-Za-z0-9_-]{43}")
 
 
 def key_digest(key: str) -> bytes:
@@ -29,8 +31,13 @@ class NewKey:
     scopes: tuple[str, ...]
 
 
+def plausible_key(key: str) -> bool:
+    """Whether `key` has the shape of a key this service issues (checked before any lookup)."""
+    return KEY_SHAPE.fullmatch(key) is not None
+
+
 def valid_project_alias(alias: str) -> bool:
-    return bool(PROJECT_ALIAS.match(alias))
+    return PROJECT_ALIAS.fullmatch(alias) is not None
 
 
 async def create_project(db: Database, *, project: str) -> bool:
