@@ -71,16 +71,33 @@ def check_version(request: Request) -> None:
 
 
 def requested_project(request: Request, principal: Principal) -> str:
-    """`Umb-Project-Alias` from header or query, else the credential's; another project → 403."""
-    alias = request.headers.get("umb-project-alias") or request.query_params.get("Umb-Project-Alias")
-    if alias is None:
-        return principal.project
-    if not valid_project_alias(alias) or alias != principal.project:
-        raise Forbidden()
-    return alias
+    """`Umb-Project-Alias` from header or query, else the credential's; another project → 403.
+
+    When both forms are given, each must name the credential's project: an ambiguous request is
+    refused rather than resolved in either direction."""
+    given = [
+        alias
+        for alias in (
+            request.headers.get("umb-project-alias"),
+            request.query_params.get("Umb-Project-Alias"),
+        )
+        if alias  # an empty value counts as absent
+    ]
+    for alias in given:
+        if not valid_project_alias(alias) or alias != principal.project:
+            raise Forbidden()
+    return principal.project
 
 
-def api_route(path: str, handler: Handler, *, method: str, name: str, scope: str) -> Route:
+class ApiRoute(Route):
+    """A route behind the version, credential, project and scope checks; `scope` is what it needs."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], *, method: str, name: str, scope: str):
+        super().__init__(path, endpoint, methods=[method], name=name)
+        self.scope = scope
+
+
+def api_route(path: str, handler: Handler, *, method: str, name: str, scope: str) -> ApiRoute:
     """An authenticated API route for one method, requiring `scope`."""
 
     async def endpoint(request: Request) -> Response:
@@ -95,4 +112,4 @@ def api_route(path: str, handler: Handler, *, method: str, name: str, scope: str
 
     endpoint.__name__ = handler.__name__
     endpoint.__doc__ = handler.__doc__
-    return Route(path, endpoint, methods=[method], name=name)
+    return ApiRoute(path, endpoint, method=method, name=name, scope=scope)
