@@ -1,0 +1,75 @@
+"""The published Umbraco Heartcore Node.js client (`@umbraco/headless-client`, pinned in tests/node), used
+unchanged against `relations serve` over a real socket, with its `apiKey` and
+`accessTokenResolver` options."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from service.db import Database
+from service.projects.service import SCOPES, create_key
+from tests.conftest import guid
+from tests.test_auth import claims_for, rs256
+from tests.test_e2e_socket import Server, jwt_env, running_server
+
+NODE_DIR = Path(__file__).resolve().parent / "node"
+CLIENT = NODE_DIR / "node_modules" / "@umbraco" / "headless-client"
+
+
+@pytest.fixture(scope="module")
+def node_client() -> Path:
+    """tests/node with its locked dependencies installed (`npm ci` when node_modules is missing)."""
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.skip("node and npm are needed to run the Umbraco Node.js client")
+    if not CLIENT.is_dir():
+        installed = subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund"],
+            cwd=NODE_DIR,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        if installed.returncode != 0:
+            pytest.skip(
+                f"npm ci could not install @umbraco/headless-client: {installed.stderr.strip()[-500:]}"
+            )
+    return NODE_DIR
+
+
+@pytest.fixture(scope="module")
+def server(database_url: str) -> Iterator[Server]:
+    with running_server(database_url, **jwt_env()) as running:
+        yield running
+
+
+async def test_umbraco_node_client_unchanged(node_client: Path, server: Server, db: Database) -> None:
+    alias = f"node-{guid()[:12]}"
+    key = await create_key(db, project=alias, scopes=list(SCOPES), name="node client")
+    token = rs256(claims_for(alias, scope="relations:read relations:write"))
+    environment = {
+        **os.environ,
+        "BASE_URL": server.base_url,
+        "PROJECT": alias,
+        "API_KEY": key.key,
+        "TOKEN": token,
+    }
+    process = await asyncio.create_subprocess_exec(
+        "node",
+        "relations.js",
+        cwd=node_client,
+        env=environment,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=120)
+    assert process.returncode == 0, stderr.decode()
+    result = json.loads(stdout.decode().strip().splitlines()[-1])
+    assert result == {"ok": True, "flows": ["apiKey", "accessTokenResolver", "apiKey without projectAlias"]}
