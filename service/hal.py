@@ -35,7 +35,7 @@ def route_templates(routes: Iterable[BaseRoute], prefix: str = "") -> dict[str, 
         if isinstance(route, Route) and route.name:
             templates[route.name] = prefix + route.path_format
         elif isinstance(route, Mount):
-            templates.update(route_templates(route.routes, prefix + route.path_format))
+            templates.update(route_templates(route.routes, prefix + route.path.rstrip("/")))
     return templates
 
 
