@@ -1,0 +1,440 @@
+"""`python -m bench`: seed, start the service and the bare handler, measure, print one table."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import os
+import random
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import orjson
+
+from bench import load, seed, servers
+from bench.load import Load, Result
+
+ROOT = servers.ROOT
+SAMPLE_PATHS = 20_000
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--relations", type=int, default=1_000_000, help="size of the main data set")
+    parser.add_argument(
+        "--small-relations",
+        type=int,
+        default=10_000,
+        help="size of the second data set (0: skip the comparison)",
+    )
+    parser.add_argument("--duration", type=float, default=10, help="seconds measured per route")
+    parser.add_argument("--warmup", type=float, default=2, help="unrecorded seconds before each measurement")
+    parser.add_argument("--conns", type=int, default=32, help="concurrent connections")
+    parser.add_argument("--tool", choices=("auto", "wrk", "python"), default="auto", help="load generator")
+    parser.add_argument("--only", default="", help="comma-separated route names to measure (default all)")
+    parser.add_argument("--memory-requests", type=int, default=100_000, help="0 skips the memory phase")
+    parser.add_argument("--reliability", type=float, default=15, help="seconds per load-test phase (0 skips)")
+    parser.add_argument("--reseed", action="store_true", help="seed again even if the data set is there")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="results folder (default bench-results/<time>)"
+    )
+    return parser.parse_args(argv)
+
+
+def database_urls(relations: int, small: int) -> tuple[str, str | None]:
+    """BENCH_DATABASE_URL (and a sibling database for the small data set), else the embedded server."""
+    url = os.environ.get("BENCH_DATABASE_URL")
+    if not url:
+        from service import embedded
+
+        url = embedded.start(ROOT / ".data" / "bench", database="relations_bench")
+        small_url = (
+            embedded.start(ROOT / ".data" / "bench", database="relations_bench_small") if small else None
+        )
+        return url, small_url
+    if not small:
+        return url, None
+    parts = urlsplit(url)
+    small_url = urlunsplit(parts._replace(path=parts.path.rstrip("/") + "_small"))
+    try:
+        asyncio.run(_create_database(url, parts.path.strip("/") + "_small"))
+    except Exception as error:  # no CREATEDB right: the size comparison is skipped
+        log(f"cannot create the small database ({error}); skipping the 1M vs 10k comparison")
+        return url, None
+    return url, small_url
+
+
+async def _create_database(url: str, name: str) -> None:
+    from service.schema import connect
+
+    connection = await connect(url)
+    try:
+        if not await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+
+
+@dataclass
+class Paths:
+    """Files of request paths for load.lua, written from the seed layout."""
+
+    folder: Path
+    files: dict[str, str] = field(default_factory=dict)
+
+    def write(self, name: str, lines: list[str]) -> str:
+        path = self.folder / f"{name}.txt"
+        path.write_text("\n".join(lines) + "\n")
+        self.files[name] = str(path)
+        return str(path)
+
+
+def write_paths(folder: Path, relations: int, prefix: str) -> Paths:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = Paths(folder)
+    rng = random.Random(7)
+    main = seed.layouts(relations)[0]
+    p20 = main.segment("p20")
+    assert p20 is not None, "the data set is too small to have parents of 20"
+    first_id, last_id = 1, main.relations - main.relations % 20  # main project's rows come first
+    ids = [
+        rng.randint(first_id, min(last_id, sum(s.rows for s in main.segments))) for _ in range(SAMPLE_PATHS)
+    ]
+    parents = [p20.parent(main.project, rng.randrange(p20.lists)) for _ in range(5_000)]
+    children = [main.child(rng.randrange(main.child_pool)) for _ in range(5_000)]
+    paths.write(f"{prefix}ids", [f"/relation/{i}" for i in ids])
+    paths.write(f"{prefix}bare_ids", [f"/row/{i}" for i in ids])
+    paths.write(f"{prefix}parents", [f"/relation/parent/{guid}" for guid in parents])
+    paths.write(f"{prefix}bare_parents", [f"/parent/{guid}" for guid in parents])
+    paths.write(f"{prefix}children", [f"/relation/child/{guid}?dependency=true" for guid in children])
+    referenced = []
+    for _ in range(1_000):
+        chosen = [main.child(rng.randrange(main.child_pool)) for _ in range(50)]
+        referenced.append("/relation/referenced?" + "&".join(f"id={guid}" for guid in chosen))
+    paths.write(f"{prefix}referenced", referenced)
+    mixed = [
+        line for name in ("ids", "parents", "children", "referenced") for line in _read(paths, prefix + name)
+    ]
+    paths.write(f"{prefix}reads", mixed)
+    for kind, name in (("l10", "lists10"), ("l10000", "lists10000")):
+        segment = main.segment(kind)
+        if segment:
+            paths.write(
+                prefix + name,
+                [
+                    f"/relation/parent/{segment.parent(main.project, n)}/{segment.type_alias}"
+                    for n in range(segment.lists)
+                ],
+            )
+    # PUT set: fresh parents, so each request replaces a list of (after the first) 1,000 new children.
+    paths.write(
+        prefix + "sets", [f"/relation/parent/{seed.named_guid(f'set:{n}')}/umbDocument" for n in range(200)]
+    )
+    return paths
+
+
+def _read(paths: Paths, name: str) -> list[str]:
+    return Path(paths.files[name]).read_text().splitlines()[:2_000]
+
+
+def lists_available(base_url: str, headers: dict[str, str], path: str) -> bool:
+    """Whether the ordered-list routes (SPEC §6) are served: GET of a list answers 200."""
+    request = urllib.request.Request(base_url + path, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return bool(response.status == 200)
+    except urllib.error.HTTPError:
+        return False
+
+
+@dataclass
+class Row:
+    route: str
+    result: Result | None
+    reference: str = "bare PK"
+    note: str = ""
+
+
+def fmt_table(rows: list[Row], references: dict[str, Result]) -> str:
+    header = f"{'route':<44} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'ratio':>6}  vs"
+    lines = [header, "-" * len(header)]
+    for row in rows:
+        if row.result is None:
+            lines.append(f"{row.route:<44} {'—':>8} {'':>8} {'':>8} {'':>7} {'':>6}  {row.note}")
+            continue
+        r = row.result
+        ref = references.get(row.reference)
+        ratio = f"{r.rps / ref.rps:.2f}" if ref and ref is not r else "1.00" if ref is r else ""
+        lines.append(
+            f"{row.route:<44} {r.rps:>8.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} {r.errors:>7} {ratio:>6}  "
+            f"{row.reference if ref is not r else ''}{'  ' + row.note if row.note else ''}"
+        )
+    return "\n".join(lines)
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+        self.out: Path = args.out or ROOT / "bench-results" / stamp
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "raw").mkdir(exist_ok=True)
+        self.only = {name.strip() for name in args.only.split(",") if name.strip()}
+        self.results: list[Result] = []
+        self.extra: dict[str, Any] = {}
+
+    def wanted(self, name: str) -> bool:
+        return not self.only or name in self.only
+
+    def measure(
+        self, name: str, url: str, what: Load, headers: dict[str, str], *, conns: int | None = None,
+        duration: float | None = None,
+    ) -> Result:  # fmt: skip
+        result = load.run(
+            name,
+            url,
+            what,
+            headers=headers,
+            duration=duration or self.args.duration,
+            conns=conns or self.args.conns,
+            warmup=self.args.warmup,
+            tool=self.args.tool,
+        )
+        (self.out / "raw" / f"{name.replace('/', '_')}.txt").write_text(result.raw or str(result.as_dict()))
+        self.results.append(result)
+        log(f"  {name}: {result.rps:.0f} req/s, p50 {result.p50_ms:.2f} ms, p99 {result.p99_ms:.2f} ms, "
+            f"errors {result.errors}")  # fmt: skip
+        return result
+
+    def memory(self, server: servers.Server, what: Load, headers: dict[str, str]) -> dict[str, Any]:
+        """RSS of a fresh worker after half of `--memory-requests` and after all of them."""
+        target = self.args.memory_requests
+        served, rss, rate = 0, {}, 1000.0
+        log(f"memory: {target:,} requests of the mixed load")
+        checkpoints = [target // 2, target]
+        while checkpoints:
+            left = checkpoints[0] - served
+            seconds = max(1, min(10, round(left / rate)))
+            chunk = load.run("memory", server.url, what, headers=headers, duration=seconds, warmup=0,
+                             conns=self.args.conns, tool=self.args.tool)  # fmt: skip
+            served += chunk.requests
+            rate = max(chunk.rps, 1.0)
+            if served >= checkpoints[0]:
+                rss[checkpoints.pop(0)] = (served, server.rss_kb())
+        (half_n, half_kb), (full_n, full_kb) = rss[target // 2], rss[target]
+        return {
+            "requests_half": half_n,
+            "rss_half_mb": half_kb / 1024,
+            "requests": full_n,
+            "rss_mb": full_kb / 1024,
+            "growth_mb": (full_kb - half_kb) / 1024,
+        }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    bench = Bench(args)
+    started = time.monotonic()
+    url, small_url = database_urls(args.relations, args.small_relations)
+    keys = asyncio.run(seed.seed(url, args.relations, force=args.reseed, log=log))
+    small_keys = (
+        asyncio.run(seed.seed(small_url, args.small_relations, force=args.reseed, log=log))
+        if small_url
+        else {}
+    )
+    paths = write_paths(bench.out / "paths", args.relations, "")
+    small_paths = write_paths(bench.out / "paths", args.small_relations, "small_") if small_url else None
+    headers = {"Api-Key": keys[seed.MAIN_PROJECT]}
+    from service.db import split_url
+
+    dsn, options = split_url(url)
+    logs = bench.out / "logs"
+    logs.mkdir(exist_ok=True)
+    rows: list[Row] = []
+    refs: dict[str, Result] = {}
+    files = paths.files
+
+    def route(name: str, server: servers.Server, what: Load, reference: str = "bare PK", **kw: Any) -> None:
+        if bench.wanted(name.split()[0]):
+            rows.append(Row(name, bench.measure(name, server.url, what, headers, **kw), reference))
+
+    log("measuring the bare handler and the service")
+    with (
+        servers.bare(dsn, options.get("host"), seed.MAIN_PROJECT, logs / "bare.log") as bare,
+        servers.service(url, logs / "service.log") as service,
+    ):
+        has_lists = "lists10" in files and lists_available(service.url, headers, _read(paths, "lists10")[0])
+        refs["bare PK"] = bench.measure("bare PK", bare.url, Load("paths", (files["bare_ids"],)), {})
+        rows.append(Row("bare: GET /row/{id} (1 PK SELECT)", refs["bare PK"]))
+        refs["bare list"] = bench.measure("bare list", bare.url, Load("paths", (files["bare_parents"],)), {})
+        rows.append(Row("bare: GET /parent/{guid} (20 rows)", refs["bare list"], "bare list"))
+        route("id: GET /relation/{id}", service, Load("paths", (files["ids"],)))
+        route(
+            "parent: GET /relation/parent/{guid} (20)",
+            service,
+            Load("paths", (files["parents"],)),
+            "bare list",
+        )
+        route("child: GET /relation/child/{g}?dependency", service, Load("paths", (files["children"],)))
+        route("referenced: GET /relation/referenced (50 ids)", service, Load("paths", (files["referenced"],)))
+        route("post: POST /relation", service, Load("post", ("umbDocument",)))
+        if has_lists:
+            route("connect10: PATCH connect 1 into 10 items", service, Load("connect", (files["lists10"],)))
+            if "lists10000" in files:
+                route(
+                    "connect10k: PATCH connect 1 into 10,000",
+                    service,
+                    Load("connect", (files["lists10000"],)),
+                )
+            route("set: PUT set of 1,000 items", service, Load("set", (files["sets"], "1000")))
+        else:
+            missing = ("connect10: PATCH connect 1 into 10 items", "connect10k: PATCH connect 1 into 10,000")
+            for name in (*missing, "set: PUT set of 1,000 items"):
+                rows.append(Row(name, None, note="ordered-list routes not served"))
+        lists_arg = files["lists10"] if has_lists else "-"
+        route(
+            "mixed: 70% GET/20% POST/10% PATCH, 32 conns", service, Load("mixed", (files["reads"], lists_arg))
+        )
+        scale: dict[str, Result] = {}
+        if small_paths and bench.wanted("scale"):
+            log("latency at one connection, large data set")
+            for name in ("parents", "children", "referenced"):
+                what = Load("paths", (files[name],))
+                scale[name] = bench.measure(
+                    f"{name}@{args.relations}",
+                    service.url,
+                    what,
+                    headers,
+                    conns=1,
+                    duration=max(args.duration / 2, 3),
+                )
+    memory: dict[str, Any] = {}
+    reliability: dict[str, Any] = {}
+    if (args.memory_requests and bench.wanted("memory")) or (
+        args.reliability and bench.wanted("reliability")
+    ):
+        with servers.service(url, logs / "service-memory.log") as fresh:
+            if args.memory_requests and bench.wanted("memory"):
+                memory = bench.memory(fresh, Load("mixed", (files["reads"], lists_arg)), headers)
+                log(f"  memory: {memory}")
+            if args.reliability and bench.wanted("reliability"):
+                from bench import reliability as reliability_test
+
+                reliability = reliability_test.run(
+                    fresh.url,
+                    url,
+                    keys[seed.LOAD_PROJECT],
+                    seconds=args.reliability,
+                    lists=has_lists,
+                    log=log,
+                )
+    small_scale: dict[str, Result] = {}
+    if small_url and small_paths and scale:
+        log("latency at one connection, small data set")
+        small_headers = {"Api-Key": small_keys[seed.MAIN_PROJECT]}
+        with servers.service(small_url, logs / "service-small.log") as small:
+            for name in ("parents", "children", "referenced"):
+                what = Load("paths", (small_paths.files["small_" + name],))
+                small_scale[name] = bench.measure(
+                    f"{name}@{args.small_relations}", small.url, what, small_headers, conns=1,
+                    duration=max(args.duration / 2, 3),
+                )  # fmt: skip
+
+    table = fmt_table(rows, refs)
+    lines = [
+        f"# {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, nproc {os.cpu_count()}, "
+        f"{args.relations:,} relations, {results_tool(bench.results)} -c{args.conns} -d{args.duration:g}s "
+        f"(+{args.warmup:g}s warm-up), 1 worker each",
+        table,
+    ]
+    if scale and small_scale:
+        lines.append("")
+        lines.append(f"p50 at 1 connection      {args.relations:>12,} {args.small_relations:>10,}  ratio")
+        for name, label in (
+            ("parents", "parent (20)"),
+            ("children", "child?dependency"),
+            ("referenced", "referenced"),
+        ):
+            big, small_p50 = scale[name].p50_ms, small_scale[name].p50_ms
+            lines.append(f"  {label:<22} {big:>10.2f} ms {small_p50:>7.2f} ms  {big / small_p50:.2f}")
+    if memory:
+        lines.append("")
+        lines.append(
+            f"memory: worker RSS {memory['rss_mb']:.1f} MB after {memory['requests']:,} requests, "
+            f"{memory['rss_half_mb']:.1f} MB after {memory['requests_half']:,}: "
+            f"growth {memory['growth_mb']:+.1f} MB"
+        )
+    if reliability:
+        lines.append("")
+        lines.extend(reliability["summary"])
+    lines.append("")
+    lines.extend(targets(rows, refs, scale, small_scale, memory))
+    report = "\n".join(lines)
+    print(report, flush=True)
+    (bench.out / "table.txt").write_text(report + "\n")
+    (bench.out / "results.json").write_bytes(
+        orjson.dumps(
+            {
+                "args": {k: str(v) for k, v in vars(args).items()},
+                "results": [r.as_dict() for r in bench.results],
+                "memory": memory,
+                "reliability": {k: v for k, v in reliability.items() if k != "summary"},
+            },
+            option=orjson.OPT_INDENT_2,
+        )
+    )
+    log(f"raw results in {bench.out} ({time.monotonic() - started:.0f} s)")
+    failed = reliability.get("ok") is False or any(r.errors for r in bench.results if r.name != "memory")
+    return 1 if failed else 0
+
+
+def results_tool(results: list[Result]) -> str:
+    return "wrk -t1" if results and results[0].tool == "wrk" else "python load generator"
+
+
+def targets(
+    rows: list[Row], refs: dict[str, Result], scale: dict[str, Result], small: dict[str, Result],
+    memory: dict[str, Any],
+) -> list[str]:  # fmt: skip
+    by_name = {row.route.split(":")[0]: row.result for row in rows if row.result}
+    out = ["targets (issue 7):"]
+
+    def check(label: str, ok: bool, detail: str) -> None:
+        out.append(f"  [{'met' if ok else 'NOT met'}] {label}: {detail}")
+
+    pk, lst = refs.get("bare PK"), refs.get("bare list")
+    if (one := by_name.get("id")) and pk:
+        check("GET /relation/{id} >= 0.8 x bare req/s", one.rps >= 0.8 * pk.rps, f"{one.rps / pk.rps:.2f}")
+        check(
+            "GET /relation/{id} p99 < 2 x bare p99",
+            one.p99_ms < 2 * pk.p99_ms,
+            f"{one.p99_ms / pk.p99_ms:.2f}",
+        )
+    if (parent := by_name.get("parent")) and lst:
+        check(
+            "GET parent (20) >= 0.8 x bare 20-row", parent.rps >= 0.8 * lst.rps, f"{parent.rps / lst.rps:.2f}"
+        )
+    if (post := by_name.get("post")) and pk:
+        check("POST /relation >= 0.4 x bare", post.rps >= 0.4 * pk.rps, f"{post.rps / pk.rps:.2f}")
+    for name in scale:
+        if name in small:
+            ratio = scale[name].p50_ms / small[name].p50_ms
+            check(f"{name} p50 large/small <= 1.2", ratio <= 1.2, f"{ratio:.2f}")
+    if (c10 := by_name.get("connect10")) and (c10k := by_name.get("connect10k")):
+        ratio = c10k.p50_ms / c10.p50_ms
+        check("connect into 10,000 p50 <= 2 x into 10", ratio <= 2, f"{ratio:.2f}")
+    if memory:
+        check("worker RSS < 120 MB after 100k", memory["rss_mb"] < 120, f"{memory['rss_mb']:.1f} MB")
+        check("RSS growth 50k->100k < 5 MB", memory["growth_mb"] < 5, f"{memory['growth_mb']:+.1f} MB")
+    return out
