@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import asyncpg
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
+from starlette.types import ASGIApp
 
-from service import health, messages
+from service import docs, health, messages, metrics
 from service.auth import Authenticator
 from service.db import Database
 from service.errors import ApiError, MethodNotAllowed, NotFound
-from service.hal import HalResponse, route_templates
+from service.hal import route_templates
+from service.idempotency.service import prune_forever
+from service.middleware import Cors, Observe, RequestLimits, TrustedProxies, error_response
 from service.relation_types.routes import routes as relation_type_routes
 from service.relations.routes import alias_routes
 from service.relations.routes import routes as relation_routes
@@ -26,8 +33,7 @@ from service.settings import Settings
 log = logging.getLogger("service")
 
 
-def render_error(error: ApiError) -> Response:
-    return HalResponse(error.body(), status_code=error.status, headers=error.headers or None)
+render_error = error_response
 
 
 async def api_error(request: Request, exc: Exception) -> Response:
@@ -58,7 +64,60 @@ async def crash(request: Request, exc: Exception) -> Response:
 
 
 def api_routes() -> list[BaseRoute]:
-    return [*health.routes, *relation_routes, *relation_type_routes, *alias_routes]
+    return [
+        *health.routes,
+        *metrics.routes,
+        *docs.routes(),
+        *relation_routes,
+        *relation_type_routes,
+        *alias_routes,
+    ]
+
+
+class App(Starlette):
+    """Starlette with the request id, access log and metrics outside even its error middleware, so a
+    crash's 500 is counted, logged and carries X-Request-Id like every other answer; proxy headers are
+    applied before anything reads the URL."""
+
+    def __init__(self, *args: object, settings: Settings, **kwargs: object) -> None:
+        self._settings = settings
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+    def build_middleware_stack(self) -> ASGIApp:
+        inner = super().build_middleware_stack()
+        proxied = TrustedProxies(inner, trusted=self._settings.trusted_proxies)
+        return Observe(proxied, log_requests=self._settings.access_log)
+
+
+class _Stdout(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stdout is at the time (test runners swap it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stdout
+        super().emit(record)
+
+
+def configure_access_log(enabled: bool) -> None:
+    """One JSON line per request on logger `service.access`, to stdout (unless already configured)."""
+    access = logging.getLogger("service.access")
+    if not enabled or access.handlers:
+        return
+    handler = _Stdout()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    access.addHandler(handler)
+    access.setLevel(logging.INFO)
+    access.propagate = False
+
+
+async def start_database(url: str, db: Database) -> None:
+    """Migrate and open the pool; a database that cannot be reached is named in a clear message."""
+    try:
+        await migrate(url)
+        await db.connect()
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+        raise RuntimeError(
+            f"cannot start: the database is unreachable ({type(error).__name__}: {error})"
+        ) from None
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -75,18 +134,30 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         assert settings.database_url
-        await migrate(settings.database_url)
-        await db.connect()
+        await start_database(settings.database_url, db)
+        chores = [asyncio.create_task(prune_forever(db, hours=settings.idempotency_hours))]
+        if metrics.MULTIPROCESS_DIR is not None:
+            chores.append(asyncio.create_task(metrics.keep_pool_current(db)))
         try:
             yield
         finally:
+            for chore in chores:
+                chore.cancel()
+            await asyncio.gather(*chores, return_exceptions=True)
             await db.disconnect()
+            metrics.worker_stopped()
 
+    configure_access_log(settings.access_log)
     routes = api_routes()
-    app = Starlette(
+    middleware = [Middleware(RequestLimits, max_body_bytes=settings.max_body_bytes)]
+    if settings.cors_origins:
+        middleware.insert(0, Middleware(Cors, origins=settings.cors_origins))
+    app = App(
         routes=routes,
+        middleware=middleware,
         lifespan=lifespan,
         exception_handlers={ApiError: api_error, HTTPException: http_error, Exception: crash},
+        settings=settings,
     )
     app.state.settings = settings
     app.state.db = db

@@ -6,8 +6,11 @@ import argparse
 import asyncio
 import os
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+import asyncpg
 
 from service.db import Database
 from service.projects import queries as project_queries
@@ -57,12 +60,37 @@ def write_dev_key(settings: Settings, url: str) -> None:
     )
 
 
+async def migrate_when_reachable(url: str, wait_seconds: int) -> None:
+    """Migrate, waiting up to `wait_seconds` for a database that is still starting (containers)."""
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            await migrate(url)
+            return
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            if time.monotonic() >= deadline:
+                raise DatabaseUnreachable(f"{type(error).__name__}: {error}") from None
+        await asyncio.sleep(1)
+
+
+class DatabaseUnreachable(Exception):
+    pass
+
+
 def serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     embedded = not settings.database_url
     url = database_url(settings)
-    asyncio.run(migrate(url))
+    try:
+        asyncio.run(migrate_when_reachable(url, settings.startup_wait_seconds))
+    except DatabaseUnreachable as error:
+        print(
+            f"relations: cannot start, the database is unreachable after {settings.startup_wait_seconds}s "
+            f"({error}). Check DATABASE_URL; RELATIONS_STARTUP_WAIT_SECONDS sets how long to wait.",
+            file=sys.stderr,
+        )
+        return 1
     if embedded:
         write_dev_key(settings, url)
     uvicorn.run(
@@ -76,8 +104,9 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
         log_level=os.environ.get("RELATIONS_LOG_LEVEL", "warning"),
         access_log=False,
         timeout_graceful_shutdown=30,
-        proxy_headers=True,
-        forwarded_allow_ips=list(settings.trusted_proxies),
+        # X-Forwarded-* are applied by the app itself (service/middleware.py: TrustedProxies), which
+        # also honours X-Forwarded-Host; uvicorn's own handling would hide the proxy's address from it.
+        proxy_headers=False,
         ssl_certfile=args.ssl_certfile,
         ssl_keyfile=args.ssl_keyfile,
     )

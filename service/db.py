@@ -4,6 +4,7 @@ connection (prepared and cached by asyncpg), and the one place where driver fail
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -12,23 +13,57 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import asyncpg
 import databases
 
-from service.errors import ServiceUnavailable
+from service import messages
+from service.errors import ApiError, BadRequest, ServiceUnavailable
 
 T = TypeVar("T")
 # asyncpg ships no type information: a row is read by column name.
 Record = Any
 
-# Failures that mean "the database is not there right now": answered with 503 and retried by clients.
+log = logging.getLogger("service.db")
+
+# Failures that mean "the database is not there right now", whatever the statement: answered with 503
+# (and Retry-After) so clients retry. OSError covers refused/reset connections and client-side timeouts
+# (TimeoutError is an OSError); asyncpg raises InterfaceError for a connection closed under it.
+# SQLSTATE classes: 08 connection exception (incl. ConnectionDoesNotExistError), 53 insufficient
+# resources (too many connections, disk full), 57P operator intervention (57P01 AdminShutdown, i.e. a
+# terminated backend; 57P02 crash shutdown; 57P03 cannot connect now; 57P04 database dropped),
+# 25006 read-only transaction (a failover left us on a standby).
 UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     asyncio.TimeoutError,
+    asyncpg.InterfaceError,  # but DataError (an argument it cannot encode) is answered first
     asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
     asyncpg.CannotConnectNowError,
     asyncpg.TooManyConnectionsError,
     asyncpg.AdminShutdownError,
-    asyncpg.QueryCanceledError,
 )
+UNAVAILABLE_STATES = ("08", "53", "57P", "25006")
+# Data exceptions (SQLSTATE class 22: NUL in text, numeric out of range, …) and asyncpg's own argument
+# encoding errors: the request carried a value PostgreSQL cannot take. Input is validated before it gets
+# here; this is the safety net that keeps such a value a 400 and never a 500.
+INVALID_VALUE_STATE = "22"
+
+
+def translate(error: BaseException, *, connecting: bool) -> ApiError | None:
+    """The answer for a driver failure, or None when it is not the driver's to answer (a bug: 500).
+    `connecting`: it happened while taking a connection, where every server error means "not now"
+    (e.g. 55000 for a database that does not accept connections, 3D000 for one that is gone)."""
+    if isinstance(error, asyncpg.QueryCanceledError):
+        return ServiceUnavailable(messages.DATABASE_TIMEOUT)
+    if isinstance(error, asyncpg.DataError):  # client-side encoding of an argument
+        log.warning("value refused by the driver: %s", error)
+        return BadRequest(messages.INVALID_VALUE)
+    if isinstance(error, UNAVAILABLE_ERRORS):
+        return ServiceUnavailable()
+    if isinstance(error, asyncpg.PostgresError):
+        state = str(getattr(error, "sqlstate", "") or "")
+        if connecting or state.startswith(UNAVAILABLE_STATES):
+            return ServiceUnavailable()
+        if state.startswith(INVALID_VALUE_STATE):
+            log.warning("value refused by PostgreSQL: %s", error)
+            return BadRequest(messages.INVALID_VALUE)
+    return None
 
 
 async def _keep_session(connection: asyncpg.Connection) -> None:
@@ -89,18 +124,28 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
         """All queries of this task inside the block share one connection and one transaction."""
+        inside = False
         try:
             async with self._pool.transaction():
+                inside = True
                 yield
-        except UNAVAILABLE_ERRORS as error:
-            raise ServiceUnavailable() from error
+        except Exception as error:
+            answer = translate(error, connecting=not inside)
+            if answer is None:
+                raise
+            raise answer from error
 
     async def _run(self, call: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        connected = False
         try:
             async with self._pool.connection() as connection:
+                connected = True
                 return await call(connection.raw_connection)
-        except UNAVAILABLE_ERRORS as error:
-            raise ServiceUnavailable() from error
+        except Exception as error:
+            answer = translate(error, connecting=not connected)
+            if answer is None:
+                raise
+            raise answer from error
 
     async def fetch(self, sql: str, *args: Any) -> list[Record]:
         return await self._run(lambda raw: raw.fetch(sql, *args))
@@ -126,6 +171,14 @@ class Database:
         rows = await self.fetch(f"{sql} LIMIT ${numbered + 1} OFFSET ${numbered + 2}", *args, limit, offset)
         total = rows[0]["total"] if rows else await self.fetchval(count_sql, *args)
         return rows, int(total)
+
+    def pool_usage(self) -> tuple[int, int]:
+        """(open connections, connections in use) of the pool; (0, 0) before it is open."""
+        pool = getattr(getattr(self._pool, "_backend", None), "_pool", None)
+        if pool is None:
+            return 0, 0
+        size = int(pool.get_size())
+        return size, size - int(pool.get_idle_size())
 
     async def ping(self) -> bool:
         try:

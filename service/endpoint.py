@@ -15,14 +15,16 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from service import messages
-from service.auth import Authenticator, Principal
+from service.auth import TYPES_WRITE, Authenticator, Principal
 from service.db import Database
 from service.errors import BadRequest, Forbidden
 from service.hal import HalResponse, Links, Paging, links_for
+from service.idempotency.service import idempotent
 from service.projects.service import valid_project_alias
 
 SUPPORTED_VERSION = re.compile(r"^2(\.\d+)?$")
 _ACCEPT_VERSION = re.compile(r";\s*v\s*=\s*([^;,\s]+)")
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 @dataclass
@@ -98,7 +100,11 @@ class ApiRoute(Route):
 
 
 def api_route(path: str, handler: Handler, *, method: str, name: str, scope: str) -> ApiRoute:
-    """An authenticated API route for one method, requiring `scope`."""
+    """An authenticated API route for one method, requiring `scope`. Writes honour `Idempotency-Key`."""
+    run = handler
+    if method in WRITE_METHODS:
+        invalid = messages.RELATION_TYPE_INVALID if scope == TYPES_WRITE else messages.RELATION_INVALID
+        run = idempotent(handler, invalid_message=invalid)
 
     async def endpoint(request: Request) -> Response:
         check_version(request)
@@ -108,7 +114,7 @@ def api_route(path: str, handler: Handler, *, method: str, name: str, scope: str
         if scope not in principal.scopes:
             raise Forbidden()
         request.state.project = project
-        return await handler(Context(request, principal, project))
+        return await run(Context(request, principal, project))
 
     endpoint.__name__ = handler.__name__
     endpoint.__doc__ = handler.__doc__

@@ -49,3 +49,15 @@ RELATION_TYPE_IN_USE = (
     "Relation type '{alias}' still has {count} relation(s); delete them first or pass force=true."
 )
 CARDINALITY_ONE_CONFLICT = "Some parents have several children of this type."
+
+# --- Reliability and operations (issue 8) ---
+DATABASE_TIMEOUT = "The database did not answer in time; retry shortly."
+INVALID_VALUE = "A value in the request cannot be stored (out of range, or contains NUL characters)."
+NUL_IN_URL = "The URL must not contain NUL characters."
+CORS_DISALLOWED = "Cross-origin request refused: {failures} not allowed."
+IDEMPOTENCY_KEY_INVALID = (
+    "Idempotency-Key must be 1 to 255 visible ASCII characters (letters, digits, punctuation)."
+)
+IDEMPOTENCY_KEY_REUSED = (
+    "This Idempotency-Key was already used for a different request (method, path or body); use a new key."
+)

@@ -12,6 +12,11 @@ def _int(name: str, default: int) -> int:
     return int(raw) if raw else default
 
 
+def _bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    return raw not in ("0", "false", "no", "off") if raw else default
+
+
 def _list(name: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in os.environ.get(name, "").split(",") if item.strip())
 
@@ -33,6 +38,9 @@ class Settings:
     key_cache_seconds: int = 5
     cors_origins: tuple[str, ...] = field(default_factory=tuple)
     trusted_proxies: tuple[str, ...] = ("127.0.0.1",)
+    access_log: bool = True
+    idempotency_hours: int = 24
+    startup_wait_seconds: int = 30
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -53,4 +61,7 @@ class Settings:
             key_cache_seconds=min(_int("RELATIONS_KEY_CACHE_SECONDS", 5), 5),
             cors_origins=_list("RELATIONS_CORS_ORIGINS"),
             trusted_proxies=_list("RELATIONS_TRUSTED_PROXIES") or ("127.0.0.1",),
+            access_log=_bool("RELATIONS_ACCESS_LOG", True),
+            idempotency_hours=max(_int("RELATIONS_IDEMPOTENCY_HOURS", 24), 1),
+            startup_wait_seconds=max(_int("RELATIONS_STARTUP_WAIT_SECONDS", 30), 0),
         )

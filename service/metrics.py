@@ -1,0 +1,111 @@
+"""Prometheus metrics at `/metrics`: requests and latency by method, route template and status, and the
+database pool.
+
+Each worker process counts what it serves. With several workers (`relations serve --workers N`), set
+PROMETHEUS_MULTIPROC_DIR to an empty folder the workers share (emptied before each start):
+prometheus-client then keeps the values in files there and `/metrics`, whichever worker answers it,
+adds up every worker's. Without it, each worker exposes its own numbers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from service.db import Database
+
+log = logging.getLogger("service.metrics")
+
+MULTIPROCESS_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+POOL_REFRESH_SECONDS = 5
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+UNMATCHED = "unmatched"
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+REQUESTS = Counter(
+    "relations_http_requests",
+    "HTTP requests answered, by method, route template and status.",
+    ["method", "route", "status"],
+    registry=REGISTRY,
+)
+LATENCY = Histogram(
+    "relations_http_request_duration_seconds",
+    "Time from the request's arrival to the end of its response, by method, route template and status.",
+    ["method", "route", "status"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+    registry=REGISTRY,
+)
+POOL_SIZE = Gauge(
+    "relations_db_pool_connections",
+    "Open connections in the database pool (summed over live workers).",
+    registry=REGISTRY,
+    multiprocess_mode="livesum",
+)
+POOL_IN_USE = Gauge(
+    "relations_db_pool_connections_in_use",
+    "Database pool connections currently lent to requests (summed over live workers).",
+    registry=REGISTRY,
+    multiprocess_mode="livesum",
+)
+
+# Label lookups cost more than the increments: keep each (method, route, status)'s children.
+_series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+
+def observe(method: str, route: str, status: int, seconds: float) -> None:
+    key = (method, route, status)
+    series = _series.get(key)
+    if series is None:
+        label = method if method in KNOWN_METHODS else "other"
+        series = (REQUESTS.labels(label, route, str(status)), LATENCY.labels(label, route, str(status)))
+        _series[key] = series
+    series[0].inc()
+    series[1].observe(seconds)
+
+
+def refresh_pool(db: Database) -> None:
+    size, in_use = db.pool_usage()
+    POOL_SIZE.set(size)
+    POOL_IN_USE.set(in_use)
+
+
+async def keep_pool_current(db: Database) -> None:
+    """With several workers a scrape reaches one of them; each keeps its own pool figures current."""
+    while True:
+        refresh_pool(db)
+        await asyncio.sleep(POOL_REFRESH_SECONDS)
+
+
+def exposition() -> bytes:
+    if MULTIPROCESS_DIR is None:
+        return generate_latest(REGISTRY)
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=MULTIPROCESS_DIR)  # type: ignore[no-untyped-call]
+    return generate_latest(registry)
+
+
+def worker_stopped() -> None:
+    """Drop this worker's live gauges from the shared files (multiprocess mode)."""
+    if MULTIPROCESS_DIR is not None:
+        multiprocess.mark_process_dead(os.getpid(), MULTIPROCESS_DIR)  # type: ignore[no-untyped-call]
+
+
+async def metrics(request: Request) -> Response:
+    refresh_pool(request.app.state.db)
+    return Response(exposition(), media_type=CONTENT_TYPE_LATEST)
+
+
+routes = [Route("/metrics", metrics, methods=["GET"], name="metrics")]

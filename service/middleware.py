@@ -1,0 +1,221 @@
+"""Pure ASGI middleware (no BaseHTTPMiddleware: this runs on every request and is benchmarked):
+request ids, the access log and metrics; forwarded headers from trusted proxies; request limits; CORS.
+
+Every answer produced here is rendered in the error envelope, like the handlers' own."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import re
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+from starlette.datastructures import Headers
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service import messages, metrics
+from service.errors import ApiError, BadRequest, PayloadTooLarge
+from service.hal import HalResponse
+
+access_log = logging.getLogger("service.access")
+
+REQUEST_ID_HEADER = "X-Request-Id"
+_SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+_FORWARDED_HOST = re.compile(r"^(?:[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::\d{1,5})?$")
+# Headers a browser may send and read cross-origin (CORS).
+REQUEST_HEADERS = (
+    "Accept",
+    "Api-Key",
+    "Api-Version",
+    "Authorization",
+    "Content-Type",
+    "Idempotency-Key",
+    "If-Match",
+    "Umb-Project-Alias",
+    REQUEST_ID_HEADER,
+)
+EXPOSED_HEADERS = ("ETag", "Location", "Retry-After", "Idempotent-Replayed", REQUEST_ID_HEADER)
+
+
+def error_response(error: ApiError) -> Response:
+    return HalResponse(error.body(), status_code=error.status, headers=error.headers or None)
+
+
+def request_id(headers: Headers) -> str:
+    """The caller's X-Request-Id when it is sane, else a new one."""
+    given = headers.get("x-request-id")
+    if given is not None and _SANE_REQUEST_ID.match(given):
+        return given
+    return uuid.uuid4().hex
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's path template (`/relation/{id}`): a bounded label, unlike the path."""
+    route = scope.get("route")
+    return route.path_format if isinstance(route, Route) else metrics.UNMATCHED
+
+
+class Observe:
+    """Outermost: gives each request an id (echoed in `X-Request-Id`), then counts it, times it and
+    writes one JSON access-log line, whatever the answer, a crash included."""
+
+    def __init__(self, app: ASGIApp, *, log_requests: bool = True) -> None:
+        self.app = app
+        self.log_requests = log_requests
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        rid = request_id(Headers(scope=scope))
+        state: dict[str, Any] = scope.setdefault("state", {})
+        state["request_id"] = rid
+        id_header = (b"x-request-id", rid.encode())
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), id_header]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            seconds = time.perf_counter() - started
+            route = route_template(scope)
+            metrics.observe(scope["method"], route, status, seconds)
+            if self.log_requests and access_log.isEnabledFor(logging.INFO):
+                client = scope.get("client")
+                access_log.info(
+                    orjson.dumps(
+                        {
+                            "method": scope["method"],
+                            "route": route,
+                            "path": scope["path"][:200],
+                            "status": status,
+                            "duration_ms": round(seconds * 1000, 3),
+                            "project": state.get("project"),
+                            "request_id": rid,
+                            "client": client[0] if client else None,
+                        }
+                    ).decode()
+                )
+
+
+class TrustedProxies:
+    """Behind a TLS-terminating proxy: take the scheme (X-Forwarded-Proto), host (X-Forwarded-Host)
+    and client address (X-Forwarded-For) from the headers, but only when the connection comes from a
+    trusted proxy address or network (`*` trusts any). Links are then built from the original URL."""
+
+    def __init__(self, app: ASGIApp, *, trusted: Sequence[str]) -> None:
+        self.app = app
+        self.trust_all = "*" in trusted
+        self.networks = [ipaddress.ip_network(item, strict=False) for item in trusted if item != "*"]
+        self._verdicts: dict[str, bool] = {}
+
+    def trusts(self, host: str) -> bool:
+        if self.trust_all:
+            return True
+        verdict = self._verdicts.get(host)
+        if verdict is None:
+            try:
+                address = ipaddress.ip_address(host)
+                verdict = any(address in network for network in self.networks)
+            except ValueError:
+                verdict = False
+            if len(self._verdicts) > 10_000:
+                self._verdicts.clear()
+            self._verdicts[host] = verdict
+        return verdict
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            client = scope.get("client")
+            if client and self.trusts(client[0]):
+                self.apply(scope)
+        await self.app(scope, receive, send)
+
+    def apply(self, scope: Scope) -> None:
+        proto = host = forwarded_for = None
+        for name, value in scope["headers"]:
+            if name == b"x-forwarded-proto":
+                proto = value.decode("latin-1").split(",")[0].strip().lower()
+            elif name == b"x-forwarded-host":
+                host = value.decode("latin-1").split(",")[0].strip()
+            elif name == b"x-forwarded-for":
+                forwarded_for = value.decode("latin-1")
+        if proto in ("http", "https"):
+            scope["scheme"] = proto
+        if host and _FORWARDED_HOST.match(host):
+            others = [(name, value) for name, value in scope["headers"] if name != b"host"]
+            scope["headers"] = [*others, (b"host", host.encode("latin-1"))]
+        if forwarded_for:
+            # The nearest address that is not one of our proxies is the client.
+            hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
+            for hop in reversed(hops):
+                if not self.trusts(hop) or hop == hops[0]:
+                    scope["client"] = (hop[:64], 0)
+                    break
+
+
+class RequestLimits:
+    """NUL in the URL is refused at once (PostgreSQL cannot store it); the body is cut off with 413
+    as soon as it passes `max_body_bytes`, for every route, whether the size was declared
+    (Content-Length) or not (chunked). The limit is enforced as the handler reads, so the order of
+    checks (route, version, credentials first) is kept and an unread body costs nothing."""
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+        self.app = app
+        self.limit = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if "\x00" in scope["path"] or b"%00" in scope["query_string"]:
+            await error_response(BadRequest(messages.NUL_IN_URL))(scope, receive, send)
+            return
+        limit = self.limit
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise PayloadTooLarge(messages.BODY_TOO_LARGE.format(limit=limit))
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+
+class Cors(CORSMiddleware):
+    """Starlette's CORS, with a refused preflight answered in the error envelope."""
+
+    def __init__(self, app: ASGIApp, *, origins: Sequence[str]) -> None:
+        super().__init__(
+            app,
+            allow_origins=list(origins),
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+            allow_headers=list(REQUEST_HEADERS),
+            expose_headers=list(EXPOSED_HEADERS),
+            max_age=600,
+        )
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code < 400:
+            return response
+        failures = bytes(response.body).decode().removeprefix("Disallowed CORS ")
+        return error_response(BadRequest(messages.CORS_DISALLOWED.format(failures=failures)))
