@@ -163,7 +163,7 @@ def _basic_key(credential: str) -> str:
     """Heartcore's form: base64("<key>:"); the password part must be empty."""
     try:
         decoded = base64.b64decode(credential, validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except (binascii.Error, ValueError):  # not base64 (also non-ASCII text), or not UTF-8
         raise Unauthorized() from None
     key, separator, password = decoded.partition(":")
     if not separator or password or not key:
