@@ -61,3 +61,41 @@ IDEMPOTENCY_KEY_INVALID = (
 IDEMPOTENCY_KEY_REUSED = (
     "This Idempotency-Key was already used for a different request (method, path or body); use a new key."
 )
+
+# --- Ordered child lists (SPEC §6, service/child_lists) ---
+LIST_BODY_SHAPE = (
+    "Body must be a JSON array of ids or an object with 'connect', 'disconnect', 'set' and 'options'."
+)
+LIST_PUT_SHAPE = "Body must be a JSON array of ids or an object with 'set'."
+LIST_POST_SHAPE = "Body must be a JSON array of ids or an object with 'connect' and 'options'."
+LIST_DELETE_SHAPE = "Body must be a JSON array of ids; send no body to remove every child."
+LIST_KEY_UNKNOWN = "Unknown key '{key}' in the body."
+LIST_NOT_ARRAY = "'{key}' must be a JSON array."
+LIST_OPTIONS_SHAPE = "'options' must be a JSON object with 'strict' (true or false)."
+LIST_SET_WITH_CONNECT = "'set' cannot be combined with 'connect' or 'disconnect'."
+LIST_ITEM_INVALID = "Must be a GUID or an object with 'id' (and optionally 'position' and 'comment')."
+LIST_ITEM_ID_ONLY = "Must be a GUID or an object with 'id'."
+LIST_POSITION_INVALID = (
+    'Must be one of {"before": id}, {"after": id}, {"start": true} or {"end": true}.'
+)
+LIST_POSITION_NOT_ALLOWED = "A position cannot be given here: the list takes the order of the array."
+LIST_TOO_MANY_ITEMS = "At most {limit} items may be given in one request."
+LIST_DUPLICATE_ITEM = "'{id}' is given more than once with different positions or comments."
+LIST_SELF_ANCHOR = "'{id}' cannot be placed {relation} itself."
+LIST_ANCHOR_MISSING = (
+    "Cannot place '{id}' {relation} '{anchor}': '{anchor}' is not in the list and is not connected by "
+    "this request."
+)
+LIST_ANCHOR_CYCLE = "The positions of {ids} refer to each other in a cycle."
+LIST_ONE_ADD_SEVERAL = "Relation type '{alias}' allows one child per parent: add one id, not {count}."
+LIST_TYPE_MISMATCH = (
+    "Relation type '{alias}' exists with cardinality '{cardinality}' and child object type "
+    "'{child_object_type}'."
+)
+LIST_CHANGED = "The list changed since that ETag."
+LIST_CHANGED_DURING_EDIT = "The list changed during the edit; retry."
+JSON_API_PUT = "PUT does not take 'application/vnd.api+json': PATCH replaces, POST adds, DELETE removes."
+JSON_API_SHAPE = 'Body must be a JSON:API document: {"data": [{"type": ..., "id": ...}, ...]}.'
+JSON_API_TO_MANY = "'data' must be an array of resource identifiers for a relation type of cardinality many."
+JSON_API_NULL = "'data' may be null only in a PATCH of a relation type of cardinality one."
+JSON_API_TYPE_MISMATCH = "Type '{type}' is not the child object type '{expected}' of relation type '{alias}'."
