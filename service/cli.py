@@ -139,9 +139,15 @@ def keys_create(args: argparse.Namespace, settings: Settings) -> int:
 
 def keys_list(args: argparse.Namespace, settings: Settings) -> int:
     async def rows(db: Database) -> Any:
+        if not await project_queries.project_exists(db, project=args.project):
+            return None
         return await project_queries.list_keys(db, project=args.project)
 
-    for row in asyncio.run(with_db(database_url(settings), rows)):
+    found = asyncio.run(with_db(database_url(settings), rows))
+    if found is None:
+        print(f"no project {args.project!r}", file=sys.stderr)
+        return 1
+    for row in found:
         state = f"revoked {row['revoked_at']:%Y-%m-%dT%H:%M:%SZ}" if row["revoked_at"] else "active"
         used = f"{row['last_used_at']:%Y-%m-%dT%H:%M:%SZ}" if row["last_used_at"] else "never"
         print(
