@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Match, Route
 from starlette.types import ASGIApp
 
 from service import docs, health, messages, metrics
@@ -41,14 +41,25 @@ async def api_error(request: Request, exc: Exception) -> Response:
     return render_error(exc)
 
 
+def allowed_methods(request: Request) -> str | None:
+    """Every method of every route matching the path: Starlette's own `Allow` names only the first
+    matching route's, and our routes have one method each."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.methods and route.matches(request.scope)[0] != Match.NONE:
+            methods |= route.methods
+    return ", ".join(sorted(methods)) or None
+
+
 async def http_error(request: Request, exc: Exception) -> Response:
     """Starlette's own answers (unknown route, wrong method) in our envelope."""
     assert isinstance(exc, HTTPException)
     error: ApiError
     if exc.status_code == 405:
+        allow = allowed_methods(request)
         error = MethodNotAllowed(
             messages.METHOD_NOT_ALLOWED.format(method=request.method, path=request.url.path[:200]),
-            headers=exc.headers,
+            headers={"Allow": allow} if allow else exc.headers,
         )
     elif exc.status_code == 404:
         error = NotFound(messages.ROUTE_NOT_FOUND.format(path=request.url.path[:200]))
