@@ -28,7 +28,9 @@ TYPES_WRITE = "relation-types:write"
 
 MAX_CREDENTIAL_LENGTH = 8192
 CACHE_LIMIT = 10_000
-HMAC_ALGORITHMS = ("HS256", "HS384", "HS512")
+# RFC 7518 §3.2: an HMAC key at least as long as the hash. A secret too short for HS384/HS512 only
+# enables the shorter ones; one too short for HS256 is refused at start-up.
+HMAC_MIN_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}
 
 
 @dataclass(frozen=True)
@@ -78,8 +80,12 @@ class Authenticator:
         self._projects = _TtlCache(settings.key_cache_seconds)
         self._verifiers: dict[str, Any] = {}
         if settings.jwt_secret:
-            for algorithm in HMAC_ALGORITHMS:
-                self._verifiers[algorithm] = settings.jwt_secret
+            length = len(settings.jwt_secret.encode())
+            if length < HMAC_MIN_BYTES["HS256"]:
+                raise ValueError("RELATIONS_JWT_SECRET must be at least 32 bytes (RFC 7518 §3.2)")
+            for algorithm, minimum in HMAC_MIN_BYTES.items():
+                if length >= minimum:
+                    self._verifiers[algorithm] = settings.jwt_secret
         if settings.jwt_public_key:
             public_key, algorithms = _asymmetric_algorithms(settings.jwt_public_key)
             for algorithm in algorithms:

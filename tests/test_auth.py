@@ -83,6 +83,19 @@ def request_body(route: ApiRoute) -> bytes | None:
     return None
 
 
+def test_concrete_paths_from_templates() -> None:
+    """Routes added later get their parameters from the template (e.g. the child-list routes)."""
+    child_list = ApiRoute("/relation/parent/{guid}/{alias}", _noop, method="PATCH", name="t", scope="x")
+    assert concrete_path(child_list) == f"/relation/parent/{FIXED_GUID}/relateDocumentOnCopy"
+    by_id = ApiRoute("/relation/{id:int}", _noop, method="GET", name="t", scope="x")
+    assert concrete_path(by_id) == "/relation/1"
+    assert concrete_path(by_id, {"id": "42"}) == "/relation/42"
+
+
+async def _noop() -> None:
+    return None
+
+
 def test_routes_are_found() -> None:
     paths = {(method_of(route), route.path) for route in ROUTES}
     assert ("GET", "/relation/{id:int}") in paths
@@ -483,6 +496,41 @@ async def test_es256_when_an_ec_key_is_configured(database_url: str, creds: Cred
             assert_denied(
                 await client.get("/relation/type", headers={"Authorization": "Bearer " + token}), 401
             )
+
+
+async def test_hmac_algorithms_follow_the_secret_length(database_url: str, creds: Credentials) -> None:
+    claims = claims_for(creds.alias)
+    # SECRET is 41 bytes: long enough for HS256 only.
+    async with serving(create_app(jwt_settings(database_url))) as client:
+        for algorithm in ("HS384", "HS512"):
+            token = jwt.encode(claims, SECRET + "x" * 30, algorithm=algorithm)
+            assert_denied(
+                await client.get("/relation/type", headers={"Authorization": f"Bearer {token}"}), 401
+            )
+    long_secret = "s" * 64
+    async with serving(create_app(jwt_settings(database_url, jwt_secret=long_secret))) as client:
+        for algorithm in ("HS256", "HS384", "HS512"):
+            token = jwt.encode(claims, long_secret, algorithm=algorithm)
+            ok = await client.get("/relation/type", headers={"Authorization": f"Bearer {token}"})
+            assert ok.status_code == 200, (algorithm, ok.text)
+
+
+def test_short_secret_is_refused_at_start(database_url: str) -> None:
+    with pytest.raises(ValueError, match="at least 32 bytes"):
+        create_app(jwt_settings(database_url, jwt_secret="too-short"))
+
+
+def test_public_key_must_be_rsa_or_ec(database_url: str) -> None:
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    public = (
+        ed25519.Ed25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    with pytest.raises(ValueError, match="RSA or EC"):
+        create_app(jwt_settings(database_url, jwt_public_key=public))
 
 
 async def test_issuer_and_audience_unchecked_when_not_configured(
