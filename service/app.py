@@ -19,6 +19,7 @@ from starlette.types import ASGIApp
 
 from service import docs, health, messages, metrics
 from service.auth import Authenticator
+from service.child_lists.routes import routes as child_list_routes
 from service.db import Database
 from service.errors import ApiError, MethodNotAllowed, NotFound
 from service.hal import route_templates
@@ -81,6 +82,7 @@ def api_routes() -> list[BaseRoute]:
         *docs.routes(),
         *relation_routes,
         *relation_type_routes,
+        *child_list_routes,
         *alias_routes,
     ]
 

@@ -1,0 +1,190 @@
+"""SQL of the ordered child lists. Every read of a list edit goes through the index
+`relation_by_parent (project, parent, type_alias, position, id)`: the rows an edit mentions, runs of their
+neighbours, the list's ends, and range counts, never the whole list (except `whole`, for a replace)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+
+from service import messages
+from service.child_lists.planner import Key, Plan, Row, Window
+from service.db import Database, Record
+from service.errors import Conflict
+
+COLUMNS = "id, type_alias, parent, child, comment, created_at"
+LIST = "project = $1 AND parent = $2 AND type_alias = $3"
+
+TYPE = "SELECT alias, child_object_type, cardinality FROM relation_type WHERE project = $1 AND alias = $2"
+# Held until the edit commits: the type can be neither deleted nor changed (cardinality) meanwhile.
+TYPE_FOR_EDIT = f"{TYPE} FOR KEY SHARE"
+
+# The ETag: the list's size and a hash of its (relation id, position) pairs, from the index alone.
+STATS = f"""
+SELECT count(*) AS total, coalesce(bit_xor(hashint8extended(id, position)), 0) AS tag
+FROM relation WHERE {LIST}"""
+PAGE = f"""
+WITH stats AS ({STATS})
+SELECT stats.total, stats.tag, page.* FROM stats LEFT JOIN LATERAL (
+    SELECT {COLUMNS} FROM relation WHERE {LIST} ORDER BY position, id LIMIT $4 OFFSET $5
+) page ON true"""
+WHOLE = f"SELECT id, child, position FROM relation WHERE {LIST} ORDER BY position, id"
+
+# The mentioned rows (locked: a concurrent DELETE /relation/{id} waits or has happened), `$6` rows
+# each side of the focus rows (anchors), and the first `$7` and last `$8` rows of the list.
+# `run`: 0 for a mentioned row, the focus row's id for its neighbours, -1 the start, -2 the end.
+WINDOW = f"""
+WITH mentioned AS (
+    SELECT id, child, position FROM relation WHERE {LIST} AND child = ANY($4::uuid[]) FOR UPDATE
+)
+SELECT 0::bigint AS run, 0 AS side, id, child, position FROM mentioned
+UNION ALL
+SELECT focus.id, near.side, near.id, near.child, near.position
+FROM mentioned AS focus CROSS JOIN LATERAL (
+    (SELECT -1 AS side, id, child, position FROM relation
+     WHERE {LIST} AND (position, id) < (focus.position, focus.id)
+     ORDER BY position DESC, id DESC LIMIT $6)
+    UNION ALL
+    (SELECT 1, id, child, position FROM relation
+     WHERE {LIST} AND (position, id) > (focus.position, focus.id)
+     ORDER BY position, id LIMIT $6)
+) AS near
+WHERE focus.child = ANY($5::uuid[])
+UNION ALL
+(SELECT -1, 0, id, child, position FROM relation WHERE {LIST} ORDER BY position, id LIMIT $7)
+UNION ALL
+(SELECT -2, 0, id, child, position FROM relation WHERE {LIST} ORDER BY position DESC, id DESC LIMIT $8)"""
+
+COUNT_BETWEEN = f"""
+SELECT (SELECT count(*) FROM relation
+        WHERE {LIST} AND (position, id) > (b.low_position, b.low_id)
+          AND (position, id) < (b.high_position, b.high_id)) AS count
+FROM unnest($4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[]) WITH ORDINALITY
+    AS b(low_position, low_id, high_position, high_id, n)
+ORDER BY b.n"""
+
+DELETE_ROWS = "DELETE FROM relation WHERE project = $1 AND id = ANY($2::bigint[])"
+MOVE_ROWS = """
+UPDATE relation AS r SET position = u.position, comment = coalesce(u.comment, r.comment)
+FROM unnest($2::bigint[], $3::bigint[], $4::text[]) AS u(id, position, comment)
+WHERE r.project = $1 AND r.id = u.id"""
+INSERT_ROWS = """
+INSERT INTO relation (project, type_alias, parent, child, position, comment)
+SELECT $1, $2, $3, u.child, u.position, u.comment
+FROM unnest($4::uuid[], $5::bigint[], $6::text[]) AS u(child, position, comment)"""
+REMOVE_CHILDREN = f"DELETE FROM relation WHERE {LIST} AND child = ANY($4::uuid[])"
+CLEAR = f"DELETE FROM relation WHERE {LIST}"
+
+
+def _count(status: str) -> int:
+    return int(status.rsplit(" ", 1)[-1])
+
+
+def etag(total: int, tag: int) -> str:
+    return f'"{total:x}-{tag & 0xFFFFFFFFFFFFFFFF:016x}"'
+
+
+async def relation_type(db: Database, *, project: str, alias: str, for_edit: bool) -> Record | None:
+    return await db.fetchrow(TYPE_FOR_EDIT if for_edit else TYPE, project, alias)
+
+
+async def current_etag(db: Database, *, project: str, alias: str, parent: uuid.UUID) -> str:
+    row = await db.fetchrow(STATS, project, parent, alias)
+    return etag(row["total"], row["tag"])
+
+
+async def page(
+    db: Database, *, project: str, alias: str, parent: uuid.UUID, limit: int, offset: int
+) -> tuple[list[Record], int, str]:
+    """One page of the list, its size and its ETag."""
+    rows = await db.fetch(PAGE, project, parent, alias, limit, offset)
+    total, tag = rows[0]["total"], rows[0]["tag"]
+    return [row for row in rows if row["id"] is not None], int(total), etag(total, tag)
+
+
+async def whole(db: Database, *, project: str, alias: str, parent: uuid.UUID) -> list[Row]:
+    rows = await db.fetch(WHOLE, project, parent, alias)
+    return [Row(row["id"], row["child"], row["position"]) for row in rows]
+
+
+async def window(
+    db: Database,
+    *,
+    project: str,
+    alias: str,
+    parent: uuid.UUID,
+    mentioned: Sequence[uuid.UUID],
+    focus: Sequence[uuid.UUID],
+    radius: int,
+    start: int,
+    end: int,
+) -> Window:
+    """The mentioned rows, `radius` rows each side of the `focus` ones, the first `start` and the last
+    `end` rows, with what is known about the gaps between them."""
+    found = await db.fetch(WINDOW, project, parent, alias, list(mentioned), list(focus), radius, start, end)
+    rows: dict[int, list[tuple[int, Row]]] = {}
+    for record in found:
+        rows.setdefault(record["run"], []).append(
+            (record["side"], Row(record["id"], record["child"], record["position"]))
+        )
+    singles = [row for _, row in rows.pop(0, [])]
+    runs: list[tuple[Sequence[Row], bool, bool]] = []
+    head = [row for _, row in rows.pop(-1, [])]
+    if start:
+        runs.append((head, True, len(head) < start))
+    tail = [row for _, row in rows.pop(-2, [])]
+    if end:
+        runs.append((tail, len(tail) < end, True))
+    by_id = {row.id: row for row in singles}
+    for focus_id, near in rows.items():
+        before = [row for side, row in near if side < 0]
+        after = [row for side, row in near if side > 0]
+        runs.append(([*before, by_id[focus_id], *after], len(before) < radius, len(after) < radius))
+    for row in singles:
+        if row.child in focus and row.id not in rows:  # a focus row with no neighbours at all
+            runs.append(([row], radius > 0, radius > 0))
+    return Window.from_runs(singles, runs)
+
+
+async def count_between(
+    db: Database, *, project: str, alias: str, parent: uuid.UUID, intervals: Sequence[tuple[Key, Key]]
+) -> list[int]:
+    if not intervals:
+        return []
+    columns: list[list[int]] = [[low[0] for low, _ in intervals], [low[1] for low, _ in intervals]]
+    columns += [[high[0] for _, high in intervals], [high[1] for _, high in intervals]]
+    rows = await db.fetch(COUNT_BETWEEN, project, parent, alias, *columns)
+    return [int(row["count"]) for row in rows]
+
+
+async def apply(db: Database, *, project: str, alias: str, parent: uuid.UUID, plan: Plan) -> None:
+    """The plan's writes (call inside the edit's transaction, under `lock_list`)."""
+    try:
+        if plan.deletes:
+            await db.execute(DELETE_ROWS, project, plan.deletes)
+        if plan.updates:
+            ids, positions, comments = _columns(plan.updates)
+            await db.execute(MOVE_ROWS, project, ids, positions, comments)
+        if plan.inserts:
+            children, positions, comments = _columns(plan.inserts)
+            await db.execute(INSERT_ROWS, project, alias, parent, children, positions, comments)
+    except asyncpg.UniqueViolationError:
+        # Only a writer that skips the list lock can get here; the whole edit is rolled back.
+        raise Conflict(messages.LIST_CHANGED_DURING_EDIT) from None
+
+
+def _columns(rows: Sequence[tuple[Any, int, str | None]]) -> tuple[list[Any], list[int], list[str | None]]:
+    return [row[0] for row in rows], [row[1] for row in rows], [row[2] for row in rows]
+
+
+async def remove_children(
+    db: Database, *, project: str, alias: str, parent: uuid.UUID, children: Sequence[uuid.UUID]
+) -> int:
+    return _count(await db.execute(REMOVE_CHILDREN, project, parent, alias, list(children)))
+
+
+async def clear(db: Database, *, project: str, alias: str, parent: uuid.UUID) -> int:
+    return _count(await db.execute(CLEAR, project, parent, alias))

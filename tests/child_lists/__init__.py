@@ -1,0 +1,1 @@
+"""Ordered child lists (service/child_lists)."""
