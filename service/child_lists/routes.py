@@ -114,11 +114,14 @@ def _type_name(name: str) -> str:
 
 
 def check_json_api(method: str, edit: Edit, row: Record) -> None:
-    """`data` of the right shape for the cardinality, and every `type` the child object type (409)."""
-    if edit.single and row["cardinality"] == "many":
-        raise BadRequest(messages.JSON_API_TO_MANY)
+    """`data` of the right shape for the cardinality, and every `type` the child object type (409).
+
+    `null` outside a PATCH is never right (400); a single identifier is a well-formed document that
+    only the type's stored cardinality rules out (422, like the other cardinality checks)."""
     if edit.single and not edit.types and method != "PATCH":
         raise BadRequest(messages.JSON_API_NULL)
+    if edit.single and row["cardinality"] == "many":
+        raise invalid_relation("data", messages.JSON_API_TO_MANY)
     expected = row["child_object_type"]
     if expected == UNKNOWN:
         return
