@@ -33,6 +33,7 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     asyncio.TimeoutError,
     asyncpg.InterfaceError,  # but DataError (an argument it cannot encode) is answered first
+    asyncpg.InternalClientError,  # protocol state broken by a backend terminated while idle
     asyncpg.PostgresConnectionError,
     asyncpg.CannotConnectNowError,
     asyncpg.TooManyConnectionsError,
