@@ -13,7 +13,13 @@ async def test_connect_basics(client: httpx.AsyncClient, project: Project) -> No
     assert r.status_code == 200, r.text
     assert children(r) == [a, b]
     assert r.json()["_changes"] == {"added": 2, "removed": 0, "moved": 0}
-    r = await call(client, project, "PATCH", parent, {"connect": [{"id": c, "position": {"before": b}}, {"id": d, "position": {"start": True}}]})
+    r = await call(
+        client,
+        project,
+        "PATCH",
+        parent,
+        {"connect": [{"id": c, "position": {"before": b}}, {"id": d, "position": {"start": True}}]},
+    )
     assert r.status_code == 200, r.text
     assert children(r) == [d, a, c, b]
     r = await call(client, project, "PATCH", parent, {"connect": [{"id": b, "position": {"start": True}}]})
