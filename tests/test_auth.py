@@ -693,3 +693,20 @@ async def test_request_checked_after_credentials(client: httpx.AsyncClient, cred
     assert error_of(missing)["message"] == messages.RELATION_NOT_FOUND.format(id=987654321)
     bad_page = await client.get(f"/relation/parent/{guid()}?page=0", headers=headers)
     assert bad_page.status_code == 400 and error_of(bad_page)["message"] == messages.INVALID_PAGE
+
+
+async def test_backendless_type_creation_needs_the_types_scope(
+    client: httpx.AsyncClient, db: Database, creds: Credentials
+) -> None:
+    """`name:ObjectType:n` in a child-list path creates a type: relations:write alone is not enough."""
+    parent = guid()
+    alias = f"made{uuid.uuid4().hex[:8]}"
+    path = f"/relation/parent/{parent}/{alias}:ARTICLE:n"
+    write_only = {"Api-Key": creds.keys_without_scope["relation-types:write"]}
+    refused = await client.post(path, json=[guid()], headers=write_only)
+    assert_denied(refused, 403)
+    exists = "SELECT count(*) FROM relation_type WHERE project = $1 AND alias = $2"
+    assert await db.fetchval(exists, creds.alias, alias) == 0
+    allowed = await client.post(path, json=[guid()], headers={"Api-Key": creds.full_key})
+    assert allowed.status_code == 200, allowed.text
+    assert await db.fetchval(exists, creds.alias, alias) == 1
