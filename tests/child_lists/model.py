@@ -108,7 +108,7 @@ class ChildList:
         for item in items:
             chain = [item]
             while True:
-                child, (kind, anchor), comment = chain[-1]
+                child, (_kind, anchor), comment = chain[-1]
                 if anchor is None or anchor in self.children or anchor in placed:
                     break
                 if anchor not in ids:
