@@ -1,0 +1,227 @@
+"""`relations serve` as a real process on a free port: graceful shutdown on SIGTERM (in-flight requests
+finish, no new ones are accepted), several workers with shared metrics, and a clear refusal to start
+without a database."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from service.db import split_url
+from tests.conftest import Project, guid
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+@dataclass
+class Service:
+    process: subprocess.Popen[bytes]
+    port: int
+    base_url: str
+    verify: Any
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def children(self) -> list[str]:
+        """Command lines of the process's worker children (uvicorn spawns them with multiprocessing)."""
+        path = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        found = []
+        for pid in path.read_text().split():
+            try:
+                found.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode())
+            except FileNotFoundError:
+                continue
+        return [line for line in found if "spawn_main" in line]
+
+
+def spawn(command: list[str], environment: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as sink:
+        return subprocess.Popen(command, env=environment, cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT)
+
+
+def stopped_cleanly(process: subprocess.Popen[bytes]) -> bool:
+    """uvicorn exits 0, or re-raises the SIGTERM it handled once it has shut down (supervisors such as
+    systemd count that as a clean stop)."""
+    return process.wait(timeout=30) in (0, -signal.SIGTERM)
+
+
+@asynccontextmanager
+async def running_service(
+    database_url: str,
+    folder: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    scheme: str = "http",
+    verify: Any = True,
+) -> AsyncIterator[Service]:
+    """`relations serve` on a free loopback port, until it answers /health/live; SIGTERM at the end."""
+    port = free_port()
+    log = folder / f"serve-{port}.log"
+    environment = {**os.environ, "DATABASE_URL": database_url, "RELATIONS_ACCESS_LOG": "false", **(env or {})}
+    command = [
+        sys.executable,
+        "-m",
+        "service.cli",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        *args,
+    ]
+    process = spawn(command, environment, log)
+    service = Service(process, port, f"{scheme}://127.0.0.1:{port}", verify, log)
+    try:
+        async with httpx.AsyncClient(verify=verify) as http:
+            for _ in range(600):
+                if process.poll() is not None:
+                    raise AssertionError(f"relations serve exited: {service.output()}")
+                try:
+                    if (await http.get(f"{service.base_url}/health/live")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.05)
+            else:
+                raise AssertionError(f"relations serve did not start: {service.output()}")
+        yield service
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+async def connect(url: str) -> asyncpg.Connection:
+    plain, options = split_url(url)
+    return await asyncpg.connect(plain, **options)
+
+
+async def wait_for_lock_wait(database_url: str) -> None:
+    """Until one of the service's statements waits for a lock the test holds (bounded)."""
+    connection = await connect(database_url)
+    try:
+        for _ in range(600):
+            if await connection.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock' AND application_name = 'relations'"
+            ):
+                return
+            await asyncio.sleep(0.05)
+    finally:
+        await connection.close()
+    raise AssertionError("the request never reached the database")
+
+
+async def refuses_connections(port: int) -> bool:
+    for _ in range(400):
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except ConnectionRefusedError:
+            return True
+        writer.close()
+        await writer.wait_closed()
+        await asyncio.sleep(0.05)
+    return False
+
+
+async def test_sigterm_stops_accepting_and_finishes_the_request_in_flight(
+    database_url: str, project: Project, tmp_path: Path, client: httpx.AsyncClient
+) -> None:
+    body = {"parentId": guid(), "childId": guid(), "relationTypeAlias": "relateDocumentOnCopy"}
+    async with running_service(
+        database_url, tmp_path, env={"RELATIONS_STATEMENT_TIMEOUT_MS": "60000"}
+    ) as service:
+        holder = await connect(database_url)
+        try:
+            await holder.execute("BEGIN; LOCK TABLE relation IN SHARE MODE")  # holds the INSERT back
+            async with httpx.AsyncClient(base_url=service.base_url, timeout=60) as http:
+                in_flight = asyncio.create_task(http.post("/relation", json=body, headers=project.headers))
+                await wait_for_lock_wait(database_url)
+                service.process.send_signal(signal.SIGTERM)
+                assert await refuses_connections(service.port), service.output()
+                assert service.process.poll() is None  # still finishing the request
+                await holder.execute("COMMIT")
+                answer = await in_flight
+        finally:
+            await holder.close()
+        assert answer.status_code == 201, answer.text
+        assert stopped_cleanly(service.process), service.output()
+    stored = await client.get(f"/relation/{answer.json()['_id']}", headers=project.headers)
+    assert stored.status_code == 200
+    assert stored.json()["parentId"] == body["parentId"]
+
+
+def metric_total(text: str, name: str, **labels: str) -> float:
+    return sum(
+        item.value
+        for family in text_string_to_metric_families(text)
+        for item in family.samples
+        if item.name == name and all(item.labels.get(key) == value for key, value in labels.items())
+    )
+
+
+async def test_several_workers_share_one_port_and_their_metrics(database_url: str, tmp_path: Path) -> None:
+    shared = tmp_path / "prometheus"
+    shared.mkdir()
+    async with running_service(
+        database_url, tmp_path, "--workers", "2", env={"PROMETHEUS_MULTIPROC_DIR": str(shared)}
+    ) as service:
+        for _ in range(600):
+            if len(service.children()) == 2:
+                break
+            await asyncio.sleep(0.05)
+        assert len(service.children()) == 2, service.output()
+        # New connections each time, so the kernel hands them to either worker.
+        async with httpx.AsyncClient(limits=httpx.Limits(max_keepalive_connections=0)) as http:
+            for _ in range(30):
+                ready = await http.get(f"{service.base_url}/health/ready")
+                assert ready.status_code == 200
+            text = (await http.get(f"{service.base_url}/metrics")).text
+        # Every worker's count, whichever answered the scrape.
+        assert metric_total(text, "relations_http_requests_total", route="/health/ready") == 30
+        service.process.send_signal(signal.SIGTERM)
+        assert stopped_cleanly(service.process), service.output()
+
+
+def test_serve_without_a_database_exits_with_a_clear_message(database_url: str, tmp_path: Path) -> None:
+    parts = urlsplit(database_url)
+    unreachable = urlunsplit(parts._replace(netloc=f"relations@127.0.0.1:{free_port()}", query=""))
+    environment = {**os.environ, "DATABASE_URL": unreachable, "RELATIONS_STARTUP_WAIT_SECONDS": "0"}
+    done = subprocess.run(
+        [sys.executable, "-m", "service.cli", "serve", "--port", str(free_port())],
+        env=environment,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert "cannot start, the database is unreachable" in done.stderr
+    assert "Traceback" not in done.stderr
