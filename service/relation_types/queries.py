@@ -12,7 +12,7 @@ COLUMNS = """alias, type_id, name, parent_object_type, child_object_type, is_bid
 
 LIST = f"""
 SELECT {COLUMNS}, count(*) OVER () AS total FROM relation_type WHERE project = $1
-ORDER BY created_at, alias
+ORDER BY alias
 """
 COUNT = "SELECT count(*) FROM relation_type WHERE project = $1"
 GET = f"SELECT {COLUMNS} FROM relation_type WHERE project = $1 AND alias = $2"
