@@ -104,7 +104,8 @@ class RelationNotFound(NotFound):
 
 class RelationTypeNotFound(NotFound):
     def __init__(self, alias: str) -> None:
-        super().__init__(messages.RELATION_TYPE_NOT_FOUND.format(alias=alias))
+        # No alias is longer than 100 characters; a path of any length must not echo back whole.
+        super().__init__(messages.RELATION_TYPE_NOT_FOUND.format(alias=alias[:120]))
 
 
 def invalid_relation(field: str, message: str) -> ValidationFailed:
