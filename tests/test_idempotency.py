@@ -206,3 +206,21 @@ async def test_key_is_checked_after_credentials(client: httpx.AsyncClient, proje
         "/relation", json=relation_body(), headers={"Idempotency-Key": "k", "Api-Key": "wrong"}
     )
     assert response.status_code == 401
+
+
+async def test_list_edit_retry_replays_body_and_etag(client: httpx.AsyncClient, project: Project) -> None:
+    url = f"/relation/parent/{guid()}/relateDocumentOnCopy"
+    body = {"connect": [guid(), guid()]}
+    key = "list-" + guid()
+    first = await client.patch(url, json=body, headers=with_key(project, key))
+    assert first.status_code == 200, first.text
+    assert first.headers["etag"]
+    added = await client.post(url, json=[guid()], headers=project.headers)
+    assert added.status_code == 200
+    again = await client.patch(url, json=body, headers=with_key(project, key))
+    assert again.status_code == 200
+    assert again.json() == first.json()
+    assert again.headers["etag"] == first.headers["etag"]
+    assert again.headers[REPLAYED_HEADER] == "true"
+    listed = await client.get(url, headers=project.headers)
+    assert listed.json()["_totalItems"] == 3
