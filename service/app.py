@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -122,15 +123,21 @@ def configure_access_log(enabled: bool) -> None:
     access.propagate = False
 
 
-async def start_database(url: str, db: Database) -> None:
-    """Migrate and open the pool; a database that cannot be reached is named in a clear message."""
-    try:
-        await migrate(url)
-        await db.connect()
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-        raise RuntimeError(
-            f"cannot start: the database is unreachable ({type(error).__name__}: {error})"
-        ) from None
+async def start_database(url: str, db: Database, *, wait_seconds: int) -> None:
+    """Migrate and open the pool, waiting up to `wait_seconds` for a database that is not there yet
+    (a worker restarted during an outage); then give up with a message that names the cause."""
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            await migrate(url)
+            await db.connect()
+            return
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            if time.monotonic() >= deadline:
+                raise RuntimeError(
+                    f"cannot start: the database is unreachable ({type(error).__name__}: {error})"
+                ) from None
+        await asyncio.sleep(1)
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -147,7 +154,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         assert settings.database_url
-        await start_database(settings.database_url, db)
+        await start_database(settings.database_url, db, wait_seconds=settings.startup_wait_seconds)
         chores = [asyncio.create_task(prune_forever(db, hours=settings.idempotency_hours))]
         if metrics.MULTIPROCESS_DIR is not None:
             chores.append(asyncio.create_task(metrics.keep_pool_current(db)))

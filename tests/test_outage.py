@@ -195,7 +195,7 @@ def closed_port() -> int:
 
 async def test_start_up_without_a_database_says_so(database_url: str) -> None:
     url = urlunsplit(urlsplit(database_url)._replace(netloc=f"relations@127.0.0.1:{closed_port()}", query=""))
-    app = create_app(Settings(database_url=url))
+    app = create_app(Settings(database_url=url, startup_wait_seconds=0))
     with pytest.raises(RuntimeError, match="cannot start: the database is unreachable"):
         async with app.router.lifespan_context(app):
             pass
