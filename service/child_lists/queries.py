@@ -14,13 +14,17 @@ from service import messages
 from service.child_lists.planner import Key, Plan, Row, Window
 from service.db import Database, Record
 from service.errors import Conflict
+from service.relations.queries import LOCK_LIST
 
 COLUMNS = "id, type_alias, parent, child, comment, created_at"
 LIST = "project = $1 AND parent = $2 AND type_alias = $3"
 
 TYPE = "SELECT alias, child_object_type, cardinality FROM relation_type WHERE project = $1 AND alias = $2"
-# Held until the edit commits: the type can be neither deleted nor changed (cardinality) meanwhile.
-TYPE_FOR_EDIT = f"{TYPE} FOR KEY SHARE"
+# For an edit, one round trip: the type, held until the edit commits (it can be neither deleted nor
+# changed meanwhile), and the list's lock (`lock_list`'s, $3 the parent), serialising its edits.
+TYPE_FOR_EDIT = f"""
+SELECT t.alias, t.child_object_type, t.cardinality FROM relation_type AS t, LATERAL ({LOCK_LIST}) AS locked
+WHERE t.project = $1 AND t.alias = $2 FOR KEY SHARE OF t"""
 
 # The ETag: the list's size and a hash of its (relation id, position) pairs, from the index alone.
 STATS = f"""
@@ -87,8 +91,13 @@ def etag(total: int, tag: int) -> str:
     return f'"{total:x}-{tag & 0xFFFFFFFFFFFFFFFF:016x}"'
 
 
-async def relation_type(db: Database, *, project: str, alias: str, for_edit: bool) -> Record | None:
-    return await db.fetchrow(TYPE_FOR_EDIT if for_edit else TYPE, project, alias)
+async def relation_type(db: Database, *, project: str, alias: str) -> Record | None:
+    return await db.fetchrow(TYPE, project, alias)
+
+
+async def type_and_lock(db: Database, *, project: str, alias: str, parent: uuid.UUID) -> Record | None:
+    """The type (held for the transaction) and the list's lock, taken together."""
+    return await db.fetchrow(TYPE_FOR_EDIT, project, alias, parent)
 
 
 async def current_etag(db: Database, *, project: str, alias: str, parent: uuid.UUID) -> str:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,7 +42,6 @@ from service.hal import Paging, paged
 from service.relation_types import queries as type_queries
 from service.relation_types.model import UNKNOWN, RelationTypeFields, object_type_problem
 from service.relations import model
-from service.relations.queries import lock_list
 
 PATH = "/relation/parent/{guid}/{alias}"
 BACKENDLESS = re.compile(r"^(?P<alias>[^:]+):(?P<object_type>[^:]+):(?P<cardinality>[1nN])$")
@@ -88,9 +89,10 @@ def check_spec(spec: TypeSpec, row: Record) -> None:
         )
 
 
-async def type_for_edit(ctx: Context, spec: TypeSpec) -> Record:
-    """The relation type, held for the transaction; a Backendless alias creates it when missing."""
-    row = await queries.relation_type(ctx.db, project=ctx.project, alias=spec.alias, for_edit=True)
+async def type_for_edit(ctx: Context, spec: TypeSpec, parent: uuid.UUID) -> Record:
+    """The relation type, held for the transaction, and the list's lock; a Backendless alias creates
+    the type when missing."""
+    row = await queries.type_and_lock(ctx.db, project=ctx.project, alias=spec.alias, parent=parent)
     if row is None and spec.cardinality is not None:
         if TYPES_WRITE not in ctx.principal.scopes:
             raise Forbidden()
@@ -101,7 +103,7 @@ async def type_for_edit(ctx: Context, spec: TypeSpec) -> Record:
             cardinality=spec.cardinality,
         )
         await type_queries.insert(ctx.db, project=ctx.project, fields=fields)
-        row = await queries.relation_type(ctx.db, project=ctx.project, alias=spec.alias, for_edit=True)
+        row = await queries.type_and_lock(ctx.db, project=ctx.project, alias=spec.alias, parent=parent)
     if row is None:
         raise RelationTypeNotFound(spec.alias)
     check_spec(spec, row)
@@ -244,6 +246,19 @@ async def apply_edit(ctx: Context, target: Target, edit: Edit) -> Plan:
 
 # --- handlers ---
 
+# Edits of one list queue here, in this worker, before they take a pooled connection: only one of
+# them waits on the list's lock in PostgreSQL (which serialises them across workers), the others
+# leave the pool to requests for other lists.
+_queues: weakref.WeakValueDictionary[tuple[str, str, uuid.UUID], asyncio.Lock] = weakref.WeakValueDictionary()
+
+
+def list_queue(project: str, alias: str, parent: uuid.UUID) -> asyncio.Lock:
+    key = (project, alias, parent)
+    queue = _queues.get(key)
+    if queue is None:
+        queue = _queues[key] = asyncio.Lock()
+    return queue
+
 
 def list_body(ctx: Context, rows: list[Record], total: int, paging: Paging) -> dict[str, Any]:
     items = [model.represent(ctx.links, row) for row in rows]
@@ -254,7 +269,7 @@ async def get_list(ctx: Context) -> Response:
     parent = path_guid(ctx.path["guid"])
     spec = read_alias(ctx.path["alias"])
     paging = ctx.paging()
-    row = await queries.relation_type(ctx.db, project=ctx.project, alias=spec.alias, for_edit=False)
+    row = await queries.relation_type(ctx.db, project=ctx.project, alias=spec.alias)
     if row is None:
         raise RelationTypeNotFound(spec.alias)
     check_spec(spec, row)
@@ -291,12 +306,11 @@ async def edit_list(ctx: Context) -> Response:
     spec = read_alias(ctx.path["alias"])
     edit, json_api = await read_edit(ctx)
     paging = Paging(1, ctx.paging().page_size)
-    async with ctx.db.transaction():
-        row = await type_for_edit(ctx, spec)
+    async with list_queue(ctx.project, spec.alias, parent), ctx.db.transaction():
+        row = await type_for_edit(ctx, spec, parent)
         if json_api:
             check_json_api(ctx.request.method, edit, row)
         target = Target(ctx.project, row["alias"], parent, row["cardinality"] == "one")
-        await lock_list(ctx.db, project=ctx.project, alias=target.alias, parent=parent)
         if_match = ctx.request.headers.get("if-match")
         if if_match is not None:
             current = await queries.current_etag(
