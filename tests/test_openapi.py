@@ -5,6 +5,7 @@ from outside the service."""
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Iterable, Iterator
 from html.parser import HTMLParser
 from pathlib import Path
@@ -206,3 +207,21 @@ async def test_docs_assets_missing_is_a_404_envelope(client: httpx.AsyncClient) 
     response = await client.get("/docs/static/no-such-file.js")
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "NotFound"
+
+
+async def test_relation_put_comment_null_clears_and_absent_keeps(
+    client: httpx.AsyncClient, project: Any
+) -> None:
+    """As openapi.yaml's RelationUpdate says: `comment: null` stores "", no `comment` keeps it."""
+    body = {
+        "parentId": str(uuid.uuid4()),
+        "childId": str(uuid.uuid4()),
+        "relationTypeAlias": "relateDocumentOnCopy",
+        "comment": "kept",
+    }
+    created = await client.post("/relation", json=body, headers=project.headers)
+    url = f"/relation/{created.json()['_id']}"
+    kept = await client.put(url, json={"parentId": body["parentId"]}, headers=project.headers)
+    assert kept.status_code == 200 and kept.json()["comment"] == "kept"
+    cleared = await client.put(url, json={"comment": None}, headers=project.headers)
+    assert cleared.status_code == 200 and cleared.json()["comment"] == ""

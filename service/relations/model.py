@@ -54,7 +54,9 @@ def read_update(body: dict[str, Any], current: Any) -> str:
         given = fields.guid(name) if name != "relationTypeAlias" else body[name]
         if given != value:
             fields.fail(name, messages.FIELD_IMMUTABLE)
-    comment = fields.text("comment", limit=COMMENT_LIMIT, default=current["comment"])
+    # Absent keeps the comment; an explicit null clears it (a PUT that says "no comment").
+    cleared = "comment" in body and body["comment"] is None
+    comment = "" if cleared else fields.text("comment", limit=COMMENT_LIMIT, default=current["comment"])
     fields.check()
     return comment
 
