@@ -23,7 +23,7 @@ from service.errors import ServiceUnavailable
 from service.projects.service import SCOPES, create_key
 from service.schema import migrate
 from service.settings import Settings
-from tests.conftest import error_of, guid
+from tests.conftest import Project, error_of, guid
 
 
 def with_database(url: str, name: str) -> str:
@@ -159,7 +159,12 @@ async def test_connection_terminated_mid_query_is_503(isolated: Isolated) -> Non
         assert_unavailable(await pending)
     finally:
         await holder.close()
-    answer = await http.post("/relation", json=relation_body(), headers=headers)
+    # Another pooled connection may have been terminated too: it answers 503 once, then is replaced.
+    for _ in range(5):
+        answer = await http.post("/relation", json=relation_body(), headers=headers)
+        if answer.status_code != 503:
+            break
+        assert_unavailable(answer)
     assert answer.status_code == 201, answer.text
 
 
@@ -227,3 +232,91 @@ def test_any_server_error_while_connecting_is_503() -> None:
     assert translate(refused, connecting=False) is None
     assert translate(asyncpg.exceptions.UniqueViolationError("duplicate"), connecting=False) is None
     assert translate(RuntimeError("a bug"), connecting=False) is None
+
+
+class TcpProxy:
+    """A TCP front for the test's PostgreSQL that the test can pull out (connections reset, new ones
+    refused) and put back on the same port: the network-level outage."""
+
+    def __init__(self, database_url: str) -> None:
+        parts = urlsplit(database_url)
+        _, options = split_url(database_url)
+        self.socket_dir: str | None = options.get("host")
+        self.upstream_host = parts.hostname or "127.0.0.1"
+        self.upstream_port = options.get("port") or parts.port or 5432
+        self.port = closed_port()
+        self.server: asyncio.Server | None = None
+        self.writers: list[asyncio.StreamWriter] = []
+
+    def url_for(self, database_url: str) -> str:
+        parts = urlsplit(database_url)
+        user = parts.username or "postgres"
+        password = f":{parts.password}" if parts.password else ""
+        return urlunsplit(parts._replace(netloc=f"{user}{password}@127.0.0.1:{self.port}", query=""))
+
+    async def _upstream(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if self.socket_dir:
+            return await asyncio.open_unix_connection(f"{self.socket_dir}/.s.PGSQL.{self.upstream_port}")
+        return await asyncio.open_connection(self.upstream_host, self.upstream_port)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await self._upstream()
+        self.writers += [writer, up_writer]
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            try:
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                sink.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+
+    async def pull_out(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        for writer in self.writers:
+            writer.transport.abort()
+        self.writers.clear()
+        await self.server.wait_closed()
+
+
+async def test_network_outage_answers_503_then_recovers(database_url: str, project: Project) -> None:
+    proxy = TcpProxy(database_url)
+    await proxy.start()
+    settings = Settings(
+        database_url=proxy.url_for(database_url), key_cache_seconds=0, pool_min_size=1, pool_max_size=2
+    )
+    app = create_app(settings)
+    try:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+                headers = project.headers
+                assert (
+                    await http.post("/relation", json=relation_body(), headers=headers)
+                ).status_code == 201
+
+                await proxy.pull_out()  # resets the pooled connections; new ones are refused
+                for _ in range(3):
+                    assert_unavailable(await http.get("/relation/type", headers=headers))
+                assert_unavailable(await http.get("/health/ready"))
+                assert (await http.get("/health/live")).status_code == 200
+
+                await proxy.start()
+                for _ in range(200):
+                    if (await http.get("/health/ready")).status_code == 200:
+                        break
+                    await asyncio.sleep(0.05)
+                assert (
+                    await http.post("/relation", json=relation_body(), headers=headers)
+                ).status_code == 201
+    finally:
+        if proxy.server is not None and proxy.server.is_serving():
+            await proxy.pull_out()
