@@ -104,6 +104,7 @@ class Observe:
                         {
                             "method": scope["method"],
                             "route": route,
+                            "name": getattr(scope.get("route"), "name", None),
                             "path": scope["path"][:200],
                             "status": status,
                             "duration_ms": round(seconds * 1000, 3),
@@ -176,6 +177,23 @@ class TrustedProxies:
                 if not self.trusts(hop) or hop == hops[0]:
                     scope["client"] = (hop[:64], 0)
                     break
+
+
+class TrailingSlash:
+    """`/relation/` is `/relation` (Heartcore's documentation posts there): one trailing slash is
+    dropped before routing, instead of Starlette's redirect, which is no envelope and which clients
+    replay differently (or not at all) for a POST."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and len(scope["path"]) > 1 and scope["path"].endswith("/"):
+            scope["path"] = scope["path"][:-1]
+            raw = scope.get("raw_path")
+            if isinstance(raw, bytes) and raw.endswith(b"/"):
+                scope["raw_path"] = raw[:-1]
+        await self.app(scope, receive, send)
 
 
 class RequestLimits:

@@ -13,8 +13,10 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
+from starlette.types import Message, Receive, Scope, Send
 
 from service import messages
+from service.middleware import Observe
 from service.relations import queries as relation_queries
 from tests.conftest import Project, error_of, guid
 
@@ -90,6 +92,7 @@ async def test_one_access_line_per_request(
         "request_id": "trace-1",
     }
     assert isinstance(post["duration_ms"], float) and post["duration_ms"] >= 0
+    assert post["name"] == "relations:create"
     assert get["route"] == "/relation/{id}" and get["path"] == f"/relation/{relation_id}"
     assert get["status"] == 200
     assert unknown["route"] == "unmatched" and unknown["status"] == 404 and unknown["project"] is None
@@ -167,3 +170,24 @@ async def test_unknown_methods_and_paths_keep_labels_bounded(client: httpx.Async
     assert sample(text, "relations_http_requests_total", method="other", route="/relation")["405"] >= 1
     assert sample(text, "relations_http_requests_total", route="unmatched")["404"] >= 1
     assert "/random/" not in text
+
+
+async def test_access_log_can_be_switched_off(access_lines: list[dict[str, Any]]) -> None:
+    sent: list[Message] = []
+
+    async def inner(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "GET", "path": "/x", "headers": [], "client": ("127.0.0.1", 1)}
+    await Observe(inner, log_requests=False)(scope, receive, send)
+    assert access_lines == []
+    assert dict(sent[0]["headers"])[b"x-request-id"]
+    await Observe(inner, log_requests=True)(scope, receive, send)
+    assert [line["status"] for line in access_lines] == [204]
