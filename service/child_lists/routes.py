@@ -24,6 +24,7 @@ from service.child_lists.bodies import (
     read_post,
     read_put,
 )
+from service.child_lists.model import represent_page
 from service.child_lists.planner import Plan, Window, WindowTooSmall
 from service.db import Record
 from service.endpoint import ApiRoute, Context, api_route
@@ -41,7 +42,6 @@ from service.fields import alias_problem
 from service.hal import Paging, paged
 from service.relation_types import queries as type_queries
 from service.relation_types.model import UNKNOWN, RelationTypeFields, object_type_problem
-from service.relations import model
 
 PATH = "/relation/parent/{guid}/{alias}"
 BACKENDLESS = re.compile(r"^(?P<alias>[^:]+):(?P<object_type>[^:]+):(?P<cardinality>[1nN])$")
@@ -261,7 +261,7 @@ def list_queue(project: str, alias: str, parent: uuid.UUID) -> asyncio.Lock:
 
 
 def list_body(ctx: Context, rows: list[Record], total: int, paging: Paging) -> dict[str, Any]:
-    items = [model.represent(ctx.links, row) for row in rows]
+    items = represent_page(ctx.links, rows)
     return paged(ctx.request, ctx.links, key="relations", items=items, total=total, paging=paging)
 
 

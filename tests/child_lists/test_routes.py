@@ -539,3 +539,13 @@ async def test_long_list_moves_and_counts(client: httpx.AsyncClient, project: Pr
     moved = sum(before.index(c) != after.index(c) for c in before)
     assert changes(response) == {"added": 1, "removed": 1, "moved": moved}
     assert await listing(client, project, parent) == order
+
+
+async def test_items_are_rendered_as_everywhere_else(client: httpx.AsyncClient, project: Project) -> None:
+    parent = guid()
+    await call(client, project, "PATCH", parent, {"connect": [{"id": guid(), "comment": "c"}, guid()]})
+    mine = (await client.get(path(parent), headers=project.headers)).json()["_embedded"]["relations"]
+    heartcore = await client.get(f"/relation/parent/{parent}", headers=project.headers)
+    assert mine == heartcore.json()["_embedded"]["relations"]
+    for item in mine:
+        assert (await client.get(f"/relation/{item['_id']}", headers=project.headers)).json() == item
