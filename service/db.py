@@ -7,6 +7,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -73,6 +74,12 @@ async def _keep_session(connection: asyncpg.Connection) -> None:
     back an open transaction before calling this."""
 
 
+# The connection of the transaction the current task is in, with the Database it belongs to.
+_TRANSACTION: ContextVar[tuple[Database, asyncpg.Connection] | None] = ContextVar(
+    "service.db.transaction", default=None
+)
+
+
 def split_url(url: str) -> tuple[str, dict[str, Any]]:
     """`databases` drops `?host=/socket/dir` (used by the embedded server); pass it as an option."""
     parts = urlsplit(url)
@@ -129,19 +136,40 @@ class Database:
         try:
             async with self._pool.transaction():
                 inside = True
-                yield
+                token = _TRANSACTION.set((self, self._pool.connection().raw_connection))
+                try:
+                    yield
+                finally:
+                    _TRANSACTION.reset(token)
         except Exception as error:
             answer = translate(error, connecting=not inside)
             if answer is None:
                 raise
             raise answer from error
 
+    def _asyncpg_pool(self) -> Any:
+        """asyncpg's own pool under `databases`, when it is open (and no test-wide connection is)."""
+        if self._pool._global_connection is not None:
+            return None
+        return getattr(getattr(self._pool, "_backend", None), "_pool", None)
+
     async def _run(self, call: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        """One statement: on the transaction's connection inside `transaction()`, else on a connection
+        taken straight from asyncpg's pool (`databases`' per-task bookkeeping costs more than the query)."""
         connected = False
         try:
-            async with self._pool.connection() as connection:
+            current = _TRANSACTION.get()
+            if current is not None and current[0] is self:
                 connected = True
-                return await call(connection.raw_connection)
+                return await call(current[1])
+            pool = self._asyncpg_pool()
+            if pool is None:
+                async with self._pool.connection() as connection:
+                    connected = True
+                    return await call(connection.raw_connection)
+            async with pool.acquire() as raw:
+                connected = True
+                return await call(raw)
         except Exception as error:
             answer = translate(error, connecting=not connected)
             if answer is None:
