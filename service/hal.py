@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -60,11 +61,30 @@ class Links:
         return self.base + self._templates["relations:list-by-type"].format(alias=alias)
 
 
+# A Host header Starlette takes whole as the URL's netloc (a name and a valid port); others go its way.
+_PLAIN_HOST = re.compile(r"^[A-Za-z0-9.-]+(?::([0-9]{1,5}))?$")
+
+
+def request_base(request: Request) -> str:
+    """`scheme://host` of the request's own URL. The usual case is read straight from the scope:
+    building `request.url` costs more than the query of a by-id read."""
+    scope = request.scope
+    scheme = scope.get("scheme", "http")
+    for key, value in scope["headers"]:
+        if key == b"host":
+            host = value.decode("latin-1")
+            plain = _PLAIN_HOST.match(host)
+            if plain and scheme in ("http", "https") and int(plain.group(1) or 0) <= 65535:
+                return f"{scheme}://{host}"
+            break
+    url = request.url
+    return f"{url.scheme}://{url.netloc}"
+
+
 def links_for(request: Request) -> Links:
     base = request.app.state.settings.public_url
     if base is None:
-        url = request.url
-        base = f"{url.scheme}://{url.netloc}"
+        base = request_base(request)
     return Links(base, request.app.state.link_templates)
 
 
