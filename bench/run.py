@@ -266,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     files = paths.files
 
     def route(name: str, server: servers.Server, what: Load, reference: str = "bare PK", **kw: Any) -> None:
-        if bench.wanted(name.split()[0]):
+        if bench.wanted(name.split(":")[0]):
             rows.append(Row(name, bench.measure(name, server.url, what, headers, **kw), reference))
 
     log("measuring the bare handler and the service")
