@@ -25,7 +25,14 @@ from service.db import Database
 from service.errors import ApiError, MethodNotAllowed, NotFound
 from service.hal import route_templates
 from service.idempotency.service import prune_forever
-from service.middleware import Cors, Observe, RequestLimits, TrustedProxies, error_response
+from service.middleware import (
+    Cors,
+    Observe,
+    RequestLimits,
+    TrailingSlash,
+    TrustedProxies,
+    error_response,
+)
 from service.relation_types.routes import routes as relation_type_routes
 from service.relations.routes import alias_routes
 from service.relations.routes import routes as relation_routes
@@ -99,7 +106,7 @@ class App(Starlette):
 
     def build_middleware_stack(self) -> ASGIApp:
         inner = super().build_middleware_stack()
-        proxied = TrustedProxies(inner, trusted=self._settings.trusted_proxies)
+        proxied = TrustedProxies(TrailingSlash(inner), trusted=self._settings.trusted_proxies)
         return Observe(proxied, log_requests=self._settings.access_log)
 
 

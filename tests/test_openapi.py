@@ -225,3 +225,20 @@ async def test_relation_put_comment_null_clears_and_absent_keeps(
     assert kept.status_code == 200 and kept.json()["comment"] == "kept"
     cleared = await client.put(url, json={"comment": None}, headers=project.headers)
     assert cleared.status_code == 200 and cleared.json()["comment"] == ""
+
+
+async def test_a_trailing_slash_is_the_same_route(client: httpx.AsyncClient, project: Any) -> None:
+    """Heartcore's documentation posts to `/relation/`: answered as `/relation`, not redirected."""
+    body = {
+        "parentId": str(uuid.uuid4()),
+        "childId": str(uuid.uuid4()),
+        "relationTypeAlias": "relateDocumentOnCopy",
+    }
+    created = await client.post("/relation/", json=body, headers=project.headers)
+    assert created.status_code == 201
+    assert created.headers["location"].endswith(f"/relation/{created.json()['_id']}")
+    listed = await client.get(f"/relation/parent/{body['parentId']}/", headers=project.headers)
+    assert listed.status_code == 200 and listed.json()["_totalItems"] == 1
+    assert listed.json()["_links"]["self"]["href"].split("?")[0].endswith(body["parentId"])
+    types = await client.get("/relation/type/", headers=project.headers)
+    assert types.status_code == 200
