@@ -66,11 +66,12 @@ _series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
 
 def observe(method: str, route: str, status: int, seconds: float) -> None:
+    if method not in KNOWN_METHODS:  # clients choose methods: keep the label (and this cache) bounded
+        method = "other"
     key = (method, route, status)
     series = _series.get(key)
     if series is None:
-        label = method if method in KNOWN_METHODS else "other"
-        series = (REQUESTS.labels(label, route, str(status)), LATENCY.labels(label, route, str(status)))
+        series = (REQUESTS.labels(method, route, str(status)), LATENCY.labels(method, route, str(status)))
         _series[key] = series
     series[0].inc()
     series[1].observe(seconds)
