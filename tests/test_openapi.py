@@ -19,7 +19,7 @@ from openapi_spec_validator import validate
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount, Route
 
-from service import docs
+from service import docs, errors, messages
 from service.endpoint import ApiRoute
 from service.settings import Settings
 
@@ -126,6 +126,42 @@ def test_every_error_status_has_the_envelope() -> None:
             target = SPEC["components"]["responses"][ref.rsplit("/", 1)[1]]
             schema = target["content"]["application/hal+json"]["schema"]["$ref"]
             assert schema.endswith(("/ErrorResponse", "/ValidationErrorResponse")), (method, path, status)
+
+
+def message_patterns() -> dict[str, re.Pattern[str]]:
+    """Every user-facing message of service/messages.py (and the errors' defaults), `{x}` as a wildcard."""
+    texts = [value for name, value in vars(messages).items() if name.isupper() and isinstance(value, str)]
+    texts += [
+        cls.default_message
+        for cls in vars(errors).values()
+        if isinstance(cls, type) and issubclass(cls, errors.ApiError)
+    ]
+    return {text: re.compile("^" + re.sub(r"\\\{[a-z_]+\\\}", ".+", re.escape(text)) + "$") for text in texts}
+
+
+def error_examples(node: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(node, dict):
+        error = node.get("error")
+        if isinstance(error, dict) and "message" in error:
+            yield error
+        for value in node.values():
+            yield from error_examples(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from error_examples(value)
+
+
+def test_error_examples_use_the_service_messages() -> None:
+    """STYLE: tests and openapi.yaml use the same strings as service/messages.py."""
+    patterns = message_patterns().values()
+    examples = list(error_examples(SPEC))
+    assert len(examples) > 10
+    for error in examples:
+        texts = [error["message"]]
+        for field_messages in error.get("details", {}).get("errors", {}).values():
+            texts += field_messages
+        for text in texts:
+            assert any(pattern.match(text) for pattern in patterns), text
 
 
 def test_body_limit_is_the_default_setting() -> None:
