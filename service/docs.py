@@ -4,7 +4,9 @@ No credential and no version check on any of them."""
 
 from __future__ import annotations
 
+import html
 import importlib.util
+import json
 from importlib import resources
 from pathlib import Path
 
@@ -13,23 +15,26 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from service.hal import links_for
+
 SWAGGER_UI_PACKAGE = "swagger_ui"  # PyPI `swagger-ui-py`: Swagger UI 5, which renders OpenAPI 3.1
 
-# Relative URLs: from `/docs` they resolve under the same base, also behind a path-rewriting proxy.
+# URLs start from the same base as every link the API writes (RELATIONS_PUBLIC_URL, else the request's
+# own, proxy headers honoured), so the page works at `/docs` and `/docs/` and behind a proxy.
 DOCS_PAGE = """<!DOCTYPE html>
 <html lang="en">
 <head>
   <meta charset="utf-8">
   <title>Relation registry API</title>
-  <link rel="stylesheet" href="docs/static/swagger-ui.css">
-  <link rel="icon" type="image/png" href="docs/static/favicon-32x32.png" sizes="32x32">
+  <link rel="stylesheet" href="{base}/docs/static/swagger-ui.css">
+  <link rel="icon" type="image/png" href="{base}/docs/static/favicon-32x32.png" sizes="32x32">
 </head>
 <body>
   <div id="swagger-ui"></div>
-  <script src="docs/static/swagger-ui-bundle.js"></script>
+  <script src="{base}/docs/static/swagger-ui-bundle.js"></script>
   <script>
-    window.ui = SwaggerUIBundle({
-      url: "openapi.yaml",
+    window.ui = SwaggerUIBundle({{
+      url: {spec_url},
       dom_id: "#swagger-ui",
       presets: [SwaggerUIBundle.presets.apis],
       layout: "BaseLayout",
@@ -37,7 +42,7 @@ DOCS_PAGE = """<!DOCTYPE html>
       displayOperationId: true,
       docExpansion: "list",
       validatorUrl: null
-    });
+    }});
   </script>
 </body>
 </html>
@@ -74,7 +79,9 @@ def routes() -> list[BaseRoute]:
         return Response(document, media_type=media_type, headers={"Vary": "Accept"})
 
     async def docs_page(request: Request) -> Response:
-        return HTMLResponse(DOCS_PAGE)
+        base = links_for(request).base
+        spec_url = json.dumps(base + "/openapi.yaml").replace("<", "\\u003c")
+        return HTMLResponse(DOCS_PAGE.format(base=html.escape(base), spec_url=spec_url))
 
     return [
         Route("/openapi.yaml", openapi_document, methods=["GET"], name="docs:openapi"),

@@ -225,7 +225,7 @@ async def test_docs_page_loads_only_from_the_service(client: httpx.AsyncClient) 
     parser = References()
     parser.feed(page.text)
     spec_urls = re.findall(r'url:\s*"([^"]+)"', "".join(parser.scripts))
-    assert spec_urls == ["openapi.yaml"]
+    assert spec_urls == ["http://testserver/openapi.yaml"]
     urls = [*parser.urls, *spec_urls]
     assert any(url.endswith("swagger-ui-bundle.js") for url in urls)
     assert any(url.endswith("swagger-ui.css") for url in urls)
@@ -237,6 +237,17 @@ async def test_docs_page_loads_only_from_the_service(client: httpx.AsyncClient) 
         assert asset.status_code == 200, url
         assert asset.content, url
     assert "validatorUrl: null" in page.text  # Swagger UI would otherwise call an online validator
+
+
+async def test_docs_page_with_a_trailing_slash_and_behind_a_proxy(client: httpx.AsyncClient) -> None:
+    slashed = await client.get("/docs/")
+    assert slashed.status_code == 200
+    assert 'src="http://testserver/docs/static/swagger-ui-bundle.js"' in slashed.text
+    proxied = await client.get(
+        "/docs",
+        headers={"X-Forwarded-Proto": "https", "X-Forwarded-Host": "relations.example.com"},
+    )
+    assert 'url: "https://relations.example.com/openapi.yaml"' in proxied.text
 
 
 async def test_docs_assets_missing_is_a_404_envelope(client: httpx.AsyncClient) -> None:
