@@ -99,21 +99,21 @@ class Observe:
             metrics.observe(scope["method"], route, status, seconds)
             if self.log_requests and access_log.isEnabledFor(logging.INFO):
                 client = scope.get("client")
-                access_log.info(
-                    orjson.dumps(
-                        {
-                            "method": scope["method"],
-                            "route": route,
-                            "name": getattr(scope.get("route"), "name", None),
-                            "path": scope["path"][:200],
-                            "status": status,
-                            "duration_ms": round(seconds * 1000, 3),
-                            "project": state.get("project"),
-                            "request_id": rid,
-                            "client": client[0] if client else None,
-                        }
-                    ).decode()
-                )
+                line = orjson.dumps(
+                    {
+                        "method": scope["method"],
+                        "route": route,
+                        "name": getattr(scope.get("route"), "name", None),
+                        "path": scope["path"][:200],
+                        "status": status,
+                        "duration_ms": round(seconds * 1000, 3),
+                        "project": state.get("project"),
+                        "request_id": rid,
+                        "client": client[0] if client else None,
+                    }
+                ).decode()
+                # A record made directly skips logging's caller lookup (a third of the cost per line).
+                access_log.handle(access_log.makeRecord(access_log.name, logging.INFO, "", 0, line, (), None))
 
 
 def _network(item: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
