@@ -75,9 +75,7 @@ LIST_OPTIONS_SHAPE = "'options' must be a JSON object with 'strict' (true or fal
 LIST_SET_WITH_CONNECT = "'set' cannot be combined with 'connect' or 'disconnect'."
 LIST_ITEM_INVALID = "Must be a GUID or an object with 'id' (and optionally 'position' and 'comment')."
 LIST_ITEM_ID_ONLY = "Must be a GUID or an object with 'id'."
-LIST_POSITION_INVALID = (
-    'Must be one of {"before": id}, {"after": id}, {"start": true} or {"end": true}.'
-)
+LIST_POSITION_INVALID = 'Must be one of {"before": id}, {"after": id}, {"start": true} or {"end": true}.'
 LIST_POSITION_NOT_ALLOWED = "A position cannot be given here: the list takes the order of the array."
 LIST_TOO_MANY_ITEMS = "At most {limit} items may be given in one request."
 LIST_DUPLICATE_ITEM = "'{id}' is given more than once with different positions or comments."
