@@ -131,12 +131,29 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
-        """All queries of this task inside the block share one connection and one transaction."""
+        """All queries of this task inside the block share one connection and one transaction (a
+        savepoint when nested). Taken straight from asyncpg's pool, like single statements."""
         inside = False
         try:
-            async with self._pool.transaction():
+            current = _TRANSACTION.get()
+            if current is not None and current[0] is self:
+                async with current[1].transaction():
+                    inside = True
+                    yield
+                return
+            pool = self._asyncpg_pool()
+            if pool is None:
+                async with self._pool.transaction():
+                    inside = True
+                    token = _TRANSACTION.set((self, self._pool.connection().raw_connection))
+                    try:
+                        yield
+                    finally:
+                        _TRANSACTION.reset(token)
+                return
+            async with pool.acquire() as raw, raw.transaction():
                 inside = True
-                token = _TRANSACTION.set((self, self._pool.connection().raw_connection))
+                token = _TRANSACTION.set((self, raw))
                 try:
                     yield
                 finally:
