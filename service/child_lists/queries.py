@@ -6,15 +6,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 
 from service import messages
-from service.child_lists.planner import Key, Plan, Row, Window
+from service.child_lists.planner import SAFE_POSITION, Key, Plan, Row, Window
 from service.db import Database, Record
 from service.errors import Conflict
-from service.relations.queries import LOCK_LIST
+from service.relations.queries import LOCK_LIST, POSITION_GAP
 
 COLUMNS = "id, type_alias, parent, child, comment, created_at"
 LIST = "project = $1 AND parent = $2 AND type_alias = $3"
@@ -36,6 +37,35 @@ SELECT stats.total, stats.tag, page.* FROM stats LEFT JOIN LATERAL (
     SELECT {COLUMNS} FROM relation WHERE {LIST} ORDER BY position, id LIMIT $4 OFFSET $5
 ) page ON true"""
 WHOLE = f"SELECT id, child, position FROM relation WHERE {LIST} ORDER BY position, id"
+
+# The most common edit, a new child at the start ($7 true) or the end, in one round trip: the row goes
+# GAP before the first or after the last (as the planner would place it), and the answer is the first
+# page and ETag of the list with it. A child already in the list inserts nothing (`inserted` 0), nor
+# does a list whose positions reach the safe range's ends (`room` false): the planner renumbers those.
+INSERT_AT_END = f"""
+WITH stats AS (
+    SELECT count(*) AS total, coalesce(bit_xor(hashint8extended(id, position)), 0) AS tag,
+           min(position) AS first, max(position) AS last
+    FROM relation WHERE {LIST}
+), added AS (
+    INSERT INTO relation (project, type_alias, parent, child, position, comment)
+    SELECT $1, $3, $2, $6, CASE WHEN $7 THEN coalesce(first - {POSITION_GAP}, {POSITION_GAP})
+                                ELSE coalesce(last, 0) + {POSITION_GAP} END, $8
+    FROM stats WHERE coalesce(first, 0) > -{SAFE_POSITION} AND coalesce(last, 0) < {SAFE_POSITION}
+    ON CONFLICT (project, parent, type_alias, child) DO NOTHING
+    RETURNING {COLUMNS}, position
+), counted AS (
+    SELECT count(*) AS inserted, coalesce(bit_xor(hashint8extended(id, position)), 0) AS tag FROM added
+)
+SELECT stats.total + counted.inserted AS total, stats.tag # counted.tag AS tag, counted.inserted,
+       coalesce(first, 0) > -{SAFE_POSITION} AND coalesce(last, 0) < {SAFE_POSITION} AS room, page.*
+FROM stats CROSS JOIN counted LEFT JOIN LATERAL (
+    SELECT {COLUMNS} FROM (
+        (SELECT {COLUMNS}, position FROM relation WHERE {LIST} ORDER BY position, id LIMIT $4)
+        UNION ALL
+        (SELECT {COLUMNS}, position FROM added)
+    ) AS merged ORDER BY position, id LIMIT $4 OFFSET $5
+) AS page ON true"""
 
 # The mentioned rows (locked: a concurrent DELETE /relation/{id} waits or has happened), `$6` rows
 # each side of the focus rows (anchors), and the first `$7` and last `$8` rows of the list.
@@ -112,6 +142,39 @@ async def page(
     rows = await db.fetch(PAGE, project, parent, alias, limit, offset)
     total, tag = rows[0]["total"], rows[0]["tag"]
     return [row for row in rows if row["id"] is not None], int(total), etag(total, tag)
+
+
+@dataclass(frozen=True)
+class Inserted:
+    inserted: bool
+    room: bool
+    rows: list[Record]
+    total: int
+    etag: str
+
+
+async def insert_at_end(
+    db: Database,
+    *,
+    project: str,
+    alias: str,
+    parent: uuid.UUID,
+    child: uuid.UUID,
+    comment: str,
+    at_start: bool,
+    limit: int,
+) -> Inserted:
+    """Whether the child was inserted (or could have been), and the list's first page, size and ETag."""
+    rows = await db.fetch(INSERT_AT_END, project, parent, alias, limit, 0, child, at_start, comment)
+    first = rows[0]
+    page_rows = [row for row in rows if row["id"] is not None]
+    return Inserted(
+        bool(first["inserted"]),
+        first["room"],
+        page_rows,
+        int(first["total"]),
+        etag(first["total"], first["tag"]),
+    )
 
 
 async def whole(db: Database, *, project: str, alias: str, parent: uuid.UUID) -> list[Row]:

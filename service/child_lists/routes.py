@@ -244,6 +244,48 @@ async def apply_edit(ctx: Context, target: Target, edit: Edit) -> Plan:
     return plan
 
 
+async def insert_at_end(
+    ctx: Context, target: Target, edit: Edit, paging: Paging
+) -> tuple[Plan, list[Record], int, str] | None:
+    """One new child at the start or the end, in one round trip with the answer's page: the usual
+    edit. None when the edit is not that (a member to move, several items, cardinality one)."""
+    if target.one or edit.kind not in ("connect", "add") or len(edit.items) != 1 or edit.disconnect:
+        return None
+    (item,) = edit.items
+    if item.position.kind not in ("start", "end"):
+        return None
+    done = await queries.insert_at_end(
+        ctx.db,
+        project=target.project,
+        alias=target.alias,
+        parent=target.parent,
+        child=item.id,
+        comment=item.comment or "",
+        at_start=item.position.kind == "start",
+        limit=paging.page_size,
+    )
+    if done.inserted:
+        return Plan(added=1), done.rows, done.total, done.etag
+    if edit.kind == "add" and done.room:  # a member already: an add leaves it where it is
+        return Plan(), done.rows, done.total, done.etag
+    return None
+
+
+async def perform(
+    ctx: Context, target: Target, edit: Edit, paging: Paging, json_api: bool
+) -> tuple[Plan, list[Record], int, str]:
+    """The edit, then the list's first page (none for JSON:API), size and ETag."""
+    fast = await insert_at_end(ctx, target, edit, paging)
+    if fast is not None:
+        return fast
+    plan = await apply_edit(ctx, target, edit)
+    where: dict[str, Any] = {"project": target.project, "alias": target.alias, "parent": target.parent}
+    if json_api:
+        return plan, [], 0, await queries.current_etag(ctx.db, **where)
+    rows, total, etag = await queries.page(ctx.db, **where, limit=paging.page_size, offset=0)
+    return plan, rows, total, etag
+
+
 # --- handlers ---
 
 # Edits of one list queue here, in this worker, before they take a pooled connection: only one of
@@ -317,18 +359,7 @@ async def edit_list(ctx: Context) -> Response:
                 ctx.db, project=ctx.project, alias=target.alias, parent=parent
             )
             check_if_match(if_match, current)
-        plan = await apply_edit(ctx, target, edit)
-        if json_api:
-            etag = await queries.current_etag(ctx.db, project=ctx.project, alias=target.alias, parent=parent)
-        else:
-            rows, total, etag = await queries.page(
-                ctx.db,
-                project=ctx.project,
-                alias=target.alias,
-                parent=parent,
-                limit=paging.page_size,
-                offset=0,
-            )
+        plan, rows, total, etag = await perform(ctx, target, edit, paging, json_api)
     if json_api:
         return Response(status_code=204, headers={"ETag": etag})
     body = list_body(ctx, rows, total, paging)

@@ -549,3 +549,40 @@ async def test_items_are_rendered_as_everywhere_else(client: httpx.AsyncClient, 
     assert mine == heartcore.json()["_embedded"]["relations"]
     for item in mine:
         assert (await client.get(f"/relation/{item['_id']}", headers=project.headers)).json() == item
+
+
+@pytest.mark.parametrize(
+    ("method", "body"),
+    [
+        ("PATCH", {"connect": [{"id": "new", "position": {"start": True}}]}),  # one round trip
+        ("PATCH", {"connect": ["new"]}),
+        ("POST", ["new"]),
+        ("POST", ["first"]),  # a member already: nothing added
+        ("PATCH", {"connect": [{"id": "first", "position": {"end": True}}]}),  # a move
+        ("PATCH", {"connect": [{"id": "new", "position": {"after": "first"}}]}),
+        ("PUT", ["new", "first"]),
+        ("DELETE", ["first"]),
+    ],
+)
+async def test_answer_is_the_list_as_get_shows_it(
+    client: httpx.AsyncClient, project: Project, method: str, body: Any
+) -> None:
+    parent = guid()
+    ids = await seed(client, project, parent, 3)
+    names = {"new": guid(), "first": ids[0]}
+
+    def named(value: Any) -> Any:
+        if isinstance(value, str):
+            return names.get(value, value)
+        if isinstance(value, list):
+            return [named(v) for v in value]
+        if isinstance(value, dict):
+            return {k: named(v) for k, v in value.items()}
+        return value
+
+    response = await call(client, project, method, parent, named(body), headers={"If-Match": "*"})
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    shown = await client.get(path(parent), headers=project.headers)
+    assert response.headers["etag"] == shown.headers["etag"]
+    assert {k: v for k, v in answer.items() if k != "_changes"} == shown.json()
