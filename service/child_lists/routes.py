@@ -334,7 +334,7 @@ async def read_edit(ctx: Context) -> tuple[Edit, bool]:
         raise UnsupportedMediaType(messages.JSON_API_PUT)
     raw = await read_body(ctx.request)
     ctx.request._body = raw  # read_json reads the same bytes again
-    if method == "DELETE" and not raw.strip():
+    if method == "DELETE" and not raw.strip() and not json_api:  # JSON:API always names what to remove
         return read_delete(None), False
     body = await read_json(ctx.request, allow=(JSON_API,))
     if json_api:

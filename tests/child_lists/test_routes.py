@@ -586,3 +586,21 @@ async def test_answer_is_the_list_as_get_shows_it(
     shown = await client.get(path(parent), headers=project.headers)
     assert response.headers["etag"] == shown.headers["etag"]
     assert {k: v for k, v in answer.items() if k != "_changes"} == shown.json()
+
+
+async def test_json_api_delete_needs_a_body(client: httpx.AsyncClient, project: Project) -> None:
+    parent = guid()
+    await seed(client, project, parent, 2)
+    headers = {**project.headers, "Content-Type": JSON_API}
+    response = await client.delete(path(parent), headers=headers)
+    assert response.status_code == 400
+    assert error_of(response)["message"] == messages.EMPTY_BODY
+    assert len(await listing(client, project, parent)) == 2
+
+
+async def test_empty_patch_changes_nothing(client: httpx.AsyncClient, project: Project) -> None:
+    parent = guid()
+    ids = await seed(client, project, parent, 2)
+    response = await call(client, project, "PATCH", parent, {})
+    assert children(response) == ids
+    assert changes(response) == {"added": 0, "removed": 0, "moved": 0}
