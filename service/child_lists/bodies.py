@@ -264,9 +264,8 @@ def read_json_api(method: str, body: Any) -> Edit:
             errors.fail(f"{name}.{unknown}", messages.FIELD_UNKNOWN)
         kind = identifier.get("type")
         if not isinstance(kind, str) or not kind.strip():
-            errors.fail(
-                f"{name}.type", messages.FIELD_REQUIRED if kind is None else messages.FIELD_NOT_STRING
-            )
+            wrong_type = kind is not None and not isinstance(kind, str)
+            errors.fail(f"{name}.type", messages.FIELD_NOT_STRING if wrong_type else messages.FIELD_REQUIRED)
         guid = parse_guid(identifier.get("id"))
         if guid is None:
             errors.fail(f"{name}.id", messages.FIELD_NOT_GUID)
