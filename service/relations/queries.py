@@ -47,6 +47,10 @@ WHERE project = $1 AND child = ANY($2::uuid[]) AND type_alias IN ({DEPENDENCY_TY
 
 # Serialises every change of one ordered list (project, type, parent), and nothing else.
 LOCK_LIST = "SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || $2 || '/' || $3::uuid::text, 0))"
+# A create's type check and the list's lock in one round trip (no row: the type does not exist).
+TYPE_AND_LOCK = f"""
+SELECT t.cardinality FROM relation_type AS t, LATERAL ({LOCK_LIST}) AS locked
+WHERE t.project = $1 AND t.alias = $2"""
 FIRST_CHILD = """
 SELECT child FROM relation WHERE project = $1 AND parent = $2 AND type_alias = $3
 ORDER BY position, id LIMIT 1"""
@@ -106,6 +110,11 @@ async def referenced(db: Database, *, project: str, ids: list[uuid.UUID]) -> set
 async def lock_list(db: Database, *, project: str, alias: str, parent: uuid.UUID) -> None:
     """Take the list's lock until the end of the current transaction."""
     await db.execute(LOCK_LIST, project, alias, parent)
+
+
+async def type_and_lock(db: Database, *, project: str, alias: str, parent: uuid.UUID) -> Record | None:
+    """The type's cardinality, with the list's lock taken until the end of the current transaction."""
+    return await db.fetchrow(TYPE_AND_LOCK, project, alias, parent)
 
 
 async def first_child(db: Database, *, project: str, alias: str, parent: uuid.UUID) -> uuid.UUID | None:

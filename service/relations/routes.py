@@ -114,12 +114,13 @@ async def get_referenced(ctx: Context) -> Response:
 async def create_relation(ctx: Context) -> Response:
     new = model.read_new(await read_json_object(ctx.request))
     async with ctx.db.transaction():
-        relation_type = await type_queries.get(ctx.db, project=ctx.project, alias=new.type_alias)
+        relation_type = await queries.type_and_lock(
+            ctx.db, project=ctx.project, alias=new.type_alias, parent=new.parent
+        )
         if relation_type is None:
             raise invalid_relation(
                 "relationTypeAlias", messages.RELATION_TYPE_UNKNOWN.format(alias=new.type_alias)
             )
-        await queries.lock_list(ctx.db, project=ctx.project, alias=new.type_alias, parent=new.parent)
         if relation_type["cardinality"] == "one":
             present = await queries.first_child(
                 ctx.db, project=ctx.project, alias=new.type_alias, parent=new.parent
