@@ -158,8 +158,12 @@ def paged(
 
 
 def iso(moment: Any) -> str:
-    """Timestamps as `2026-11-23T10:00:00Z` (UTC, seconds), the shape of the Heartcore examples."""
-    return str(moment.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    """Timestamps as `2026-11-23T10:00:00Z` (UTC, seconds), the shape of the Heartcore examples.
+    Formatted by hand: strftime was a tenth of the cost of rendering a page of relations."""
+    return (
+        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}"
+        f"T{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}Z"
+    )
 
 
 Render = Callable[[Links, Any], dict[str, Any]]
