@@ -6,7 +6,7 @@
 -- (Citus) and project-scoped reads routed to replicas. `api_key` is looked up before the project is
 -- known (the key names its project), so it is keyed by its own id: a small reference table.
 --
--- schema-version: 2
+-- schema-version: 3
 
 CREATE TABLE IF NOT EXISTS schema_version (
     version     integer     PRIMARY KEY,
@@ -87,4 +87,61 @@ CREATE TABLE IF NOT EXISTS idempotency_key (
 );
 CREATE INDEX IF NOT EXISTS idempotency_key_age ON idempotency_key (project, created_at);
 
-INSERT INTO schema_version (version) VALUES (2) ON CONFLICT (version) DO NOTHING;
+-- Each ordered list's size and a version that moves with every change of its members or order: the
+-- list's `_totalItems` and ETag without counting its rows (an edit of a 10,000-item list costs what an
+-- edit of a 10-item one does). Kept by statement-level triggers on `relation`, so every writer (single
+-- creates, deletes by id, parent, child or type, list edits) keeps it right. A list's row stays when it
+-- empties, so a version is never reused.
+CREATE TABLE IF NOT EXISTS child_list (
+    project     text    NOT NULL,
+    parent      uuid    NOT NULL,
+    type_alias  text    NOT NULL,
+    size        bigint  NOT NULL,
+    version     bigint  NOT NULL,
+    PRIMARY KEY (project, parent, type_alias)
+);
+
+-- Adds `delta` (per list) to the sizes and moves the versions, locking the rows in key order so two
+-- statements touching several lists cannot deadlock on them.
+CREATE OR REPLACE FUNCTION child_list_count() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO child_list AS l (project, parent, type_alias, size, version)
+        SELECT project, parent, type_alias, count(*), 1 FROM new_rows
+        GROUP BY project, parent, type_alias ORDER BY project, parent, type_alias
+        ON CONFLICT (project, parent, type_alias)
+        DO UPDATE SET size = l.size + excluded.size, version = l.version + 1;
+    ELSIF TG_OP = 'DELETE' THEN
+        UPDATE child_list AS l SET size = l.size - d.removed, version = l.version + 1
+        FROM (SELECT project, parent, type_alias, count(*) AS removed FROM old_rows
+              GROUP BY project, parent, type_alias ORDER BY project, parent, type_alias) AS d
+        WHERE l.project = d.project AND l.parent = d.parent AND l.type_alias = d.type_alias;
+    ELSE
+        UPDATE child_list AS l SET version = l.version + 1
+        FROM (SELECT DISTINCT n.project, n.parent, n.type_alias FROM new_rows AS n
+              JOIN old_rows AS o ON o.project = n.project AND o.id = n.id
+              WHERE o.position <> n.position ORDER BY 1, 2, 3) AS c
+        WHERE l.project = c.project AND l.parent = c.parent AND l.type_alias = c.type_alias;
+    END IF;
+    RETURN NULL;
+END $$;
+
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'relation_counted_insert') THEN
+        -- Lists written before the counter existed: count them once, with writers held off.
+        LOCK TABLE relation IN SHARE MODE;
+        INSERT INTO child_list (project, parent, type_alias, size, version)
+        SELECT project, parent, type_alias, count(*), 1 FROM relation GROUP BY project, parent, type_alias
+        ON CONFLICT (project, parent, type_alias) DO NOTHING;
+        CREATE TRIGGER relation_counted_insert AFTER INSERT ON relation
+            REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION child_list_count();
+        CREATE TRIGGER relation_counted_delete AFTER DELETE ON relation
+            REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION child_list_count();
+        CREATE TRIGGER relation_counted_update AFTER UPDATE ON relation
+            REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION child_list_count();
+    END IF;
+END $$;
+
+INSERT INTO schema_version (version) VALUES (3) ON CONFLICT (version) DO NOTHING;

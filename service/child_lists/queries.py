@@ -27,10 +27,11 @@ TYPE_FOR_EDIT = f"""
 SELECT t.alias, t.child_object_type, t.cardinality FROM relation_type AS t, LATERAL ({LOCK_LIST}) AS locked
 WHERE t.project = $1 AND t.alias = $2 FOR KEY SHARE OF t"""
 
-# The ETag: the list's size and a hash of its (relation id, position) pairs, from the index alone.
+# The list's size and version (schema.sql's `child_list`, kept by triggers): its `_totalItems` and
+# ETag in one primary-key lookup, whatever the list's length. A list never written has neither row.
 STATS = f"""
-SELECT count(*) AS total, coalesce(bit_xor(hashint8extended(id, position)), 0) AS tag
-FROM relation WHERE {LIST}"""
+SELECT coalesce(max(size), 0) AS total, coalesce(max(version), 0) AS tag
+FROM child_list WHERE {LIST}"""
 PAGE = f"""
 WITH stats AS ({STATS})
 SELECT stats.total, stats.tag, page.* FROM stats LEFT JOIN LATERAL (
@@ -40,13 +41,15 @@ WHOLE = f"SELECT id, child, position FROM relation WHERE {LIST} ORDER BY positio
 
 # The most common edit, a new child at the start ($7 true) or the end, in one round trip: the row goes
 # GAP before the first or after the last (as the planner would place it), and the answer is the first
-# page and ETag of the list with it. A child already in the list inserts nothing (`inserted` 0), nor
-# does a list whose positions reach the safe range's ends (`room` false): the planner renumbers those.
+# page and ETag of the list with it (the triggers count the row after this statement, so the answer adds
+# it to the size and moves the version as they will). A child already in the list inserts nothing
+# (`inserted` 0), nor does a list whose positions reach the safe range's ends (`room` false): the planner
+# renumbers those.
 INSERT_AT_END = f"""
 WITH stats AS (
-    SELECT count(*) AS total, coalesce(bit_xor(hashint8extended(id, position)), 0) AS tag,
-           min(position) AS first, max(position) AS last
-    FROM relation WHERE {LIST}
+    SELECT counted.total, counted.tag, ends.first, ends.last
+    FROM ({STATS}) AS counted,
+         (SELECT min(position) AS first, max(position) AS last FROM relation WHERE {LIST}) AS ends
 ), added AS (
     INSERT INTO relation (project, type_alias, parent, child, position, comment)
     SELECT $1, $3, $2, $6, CASE WHEN $7 THEN coalesce(first - {POSITION_GAP}, {POSITION_GAP})
@@ -55,9 +58,10 @@ WITH stats AS (
     ON CONFLICT (project, parent, type_alias, child) DO NOTHING
     RETURNING {COLUMNS}, position
 ), counted AS (
-    SELECT count(*) AS inserted, coalesce(bit_xor(hashint8extended(id, position)), 0) AS tag FROM added
+    SELECT count(*) AS inserted FROM added
 )
-SELECT stats.total + counted.inserted AS total, stats.tag # counted.tag AS tag, counted.inserted,
+SELECT stats.total + counted.inserted AS total,
+       stats.tag + sign(counted.inserted)::bigint AS tag, counted.inserted,
        coalesce(first, 0) > -{SAFE_POSITION} AND coalesce(last, 0) < {SAFE_POSITION} AS room, page.*
 FROM stats CROSS JOIN counted LEFT JOIN LATERAL (
     SELECT {COLUMNS} FROM (
@@ -117,8 +121,9 @@ def _count(status: str) -> int:
     return int(status.rsplit(" ", 1)[-1])
 
 
-def etag(total: int, tag: int) -> str:
-    return f'"{total:x}-{tag & 0xFFFFFFFFFFFFFFFF:016x}"'
+def etag(total: int, version: int) -> str:
+    """Strong, and new after every change of the list's members or order (the version moves then)."""
+    return f'"{total:x}-{version:x}"'
 
 
 async def relation_type(db: Database, *, project: str, alias: str) -> Record | None:

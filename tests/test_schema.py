@@ -1,0 +1,64 @@
+"""service/schema.py: schema.sql is applied to an empty database, again is a no-op, and upgrading a
+database from before the list counter counts the lists it already has."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+from service.schema import connect, migrate, schema_text, schema_version
+
+
+@pytest.fixture
+async def empty_url(database_url: str) -> AsyncIterator[str]:
+    name = f"schema_{secrets.token_hex(4)}"
+    admin = await connect(database_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield urlunsplit(urlsplit(database_url)._replace(path="/" + name))
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def test_applies_once(empty_url: str) -> None:
+    assert await migrate(empty_url) is True
+    assert await migrate(empty_url) is False
+    connection = await connect(empty_url)
+    try:
+        assert await connection.fetchval("SELECT max(version) FROM schema_version") == schema_version(
+            schema_text()
+        )
+    finally:
+        await connection.close()
+
+
+async def test_upgrade_counts_existing_lists(empty_url: str) -> None:
+    await migrate(empty_url)
+    connection = await connect(empty_url)
+    try:
+        # The database as version 2 left it: relations, no counter, no triggers.
+        await connection.execute(
+            """
+            DROP TRIGGER relation_counted_insert ON relation;
+            DROP TRIGGER relation_counted_delete ON relation;
+            DROP TRIGGER relation_counted_update ON relation;
+            DROP TABLE child_list;
+            DELETE FROM schema_version WHERE version > 2;
+            INSERT INTO project (project) VALUES ('old');
+            INSERT INTO relation_type (project, alias, type_id, name)
+            VALUES ('old', 't', gen_random_uuid(), 'T');
+            INSERT INTO relation (project, type_alias, parent, child, position)
+            SELECT 'old', 't', md5((g % 3)::text)::uuid, gen_random_uuid(), g FROM generate_series(1, 10) g;
+            """
+        )
+        assert await migrate(empty_url) is True
+        sizes = await connection.fetch("SELECT size FROM child_list WHERE project = 'old' ORDER BY size")
+        assert [row["size"] for row in sizes] == [3, 3, 4]
+        await connection.execute("DELETE FROM relation WHERE project = 'old' AND position <= 3")
+        assert await connection.fetchval("SELECT sum(size) FROM child_list WHERE project = 'old'") == 7
+    finally:
+        await connection.close()
