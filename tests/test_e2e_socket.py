@@ -4,15 +4,9 @@ database, with an API key (two header forms) and bearer tokens (HS256, RS256, ES
 from __future__ import annotations
 
 import base64
-import os
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
@@ -21,6 +15,7 @@ from service import messages
 from service.db import Database
 from service.projects.service import SCOPES, create_key
 from tests.conftest import guid
+from tests.processes import Service, running_service
 from tests.test_auth import (
     AUDIENCE,
     EC_PRIVATE,
@@ -33,59 +28,6 @@ from tests.test_auth import (
     rs256,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
-RELATIONS = Path(sys.executable).with_name("relations")
-START_TIMEOUT = 60.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-@dataclass(frozen=True)
-class Server:
-    base_url: str
-    process: subprocess.Popen[bytes]
-
-
-@contextmanager
-def running_server(database_url: str, **env: str) -> Iterator[Server]:
-    """`relations serve` on a free port; JWT settings from `env` (RELATIONS_JWT_…)."""
-    port = free_port()
-    environment = {**os.environ, "DATABASE_URL": database_url, "RELATIONS_LOG_LEVEL": "warning", **env}
-    command = [str(RELATIONS), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-    process = subprocess.Popen(
-        command, cwd=ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if process.poll() is not None:
-                output = process.stdout.read().decode(errors="replace") if process.stdout else ""
-                raise RuntimeError(f"relations serve exited with {process.returncode}:\n{output}")
-            try:
-                if httpx.get(f"{base_url}/health/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("relations serve did not become ready")
-            time.sleep(0.1)
-        yield Server(base_url, process)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.stdout:
-            process.stdout.close()
-
 
 def jwt_env(public_key: str = RSA_PUBLIC) -> dict[str, str]:
     return {
@@ -97,16 +39,17 @@ def jwt_env(public_key: str = RSA_PUBLIC) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def server(database_url: str) -> Iterator[Server]:
-    with running_server(database_url, **jwt_env()) as running:
+async def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Service]:
+    async with running_service(database_url, tmp_path_factory.mktemp("e2e"), env=jwt_env()) as running:
         yield running
 
 
 @pytest.fixture(scope="module")
-def ec_server(database_url: str) -> Iterator[Server]:
+async def ec_server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Service]:
     from tests.test_auth import EC_PUBLIC
 
-    with running_server(database_url, **jwt_env(EC_PUBLIC)) as running:
+    folder = tmp_path_factory.mktemp("e2e-ec")
+    async with running_service(database_url, folder, env=jwt_env(EC_PUBLIC)) as running:
         yield running
 
 
@@ -161,33 +104,33 @@ async def heartcore_flow(base_url: str, headers: dict[str, str]) -> None:
         }
 
 
-async def test_api_key_header(server: Server, tenant: Tenant) -> None:
+async def test_api_key_header(server: Service, tenant: Tenant) -> None:
     await heartcore_flow(server.base_url, {"Api-Key": tenant.key, "Umb-Project-Alias": tenant.alias})
 
 
-async def test_basic_key(server: Server, tenant: Tenant) -> None:
+async def test_basic_key(server: Service, tenant: Tenant) -> None:
     encoded = base64.b64encode(f"{tenant.key}:".encode()).decode()
     await heartcore_flow(server.base_url, {"Authorization": f"Basic {encoded}"})
 
 
-async def test_bearer_hs256(server: Server, tenant: Tenant) -> None:
+async def test_bearer_hs256(server: Service, tenant: Tenant) -> None:
     await heartcore_flow(server.base_url, {"Authorization": f"Bearer {hs256(claims_for(tenant.alias))}"})
 
 
-async def test_bearer_rs256(server: Server, tenant: Tenant) -> None:
+async def test_bearer_rs256(server: Service, tenant: Tenant) -> None:
     token = rs256(claims_for(tenant.alias))
     await heartcore_flow(
         server.base_url, {"Authorization": f"Bearer {token}", "Umb-Project-Alias": tenant.alias}
     )
 
 
-async def test_bearer_es256(ec_server: Server, tenant: Tenant) -> None:
+async def test_bearer_es256(ec_server: Service, tenant: Tenant) -> None:
     await heartcore_flow(
         ec_server.base_url, {"Authorization": f"Bearer {es256(claims_for(tenant.alias), EC_PRIVATE)}"}
     )
 
 
-async def test_refusals_over_the_socket(server: Server, tenant: Tenant) -> None:
+async def test_refusals_over_the_socket(server: Service, tenant: Tenant) -> None:
     async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as http:
         none = await http.get("/relation/type")
         assert none.status_code == 401
@@ -202,7 +145,7 @@ async def test_refusals_over_the_socket(server: Server, tenant: Tenant) -> None:
         assert refused.json() == {"error": {"code": "Forbidden", "message": messages.FORBIDDEN}}
 
 
-async def test_oversized_header_gets_the_servers_own_4xx(server: Server, tenant: Tenant) -> None:
+async def test_oversized_header_gets_the_servers_own_4xx(server: Service, tenant: Tenant) -> None:
     async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as http:
         huge = await http.get("/relation/type", headers={"Api-Key": "k" * 100_000})
         assert 400 <= huge.status_code < 500

@@ -24,7 +24,7 @@ from service.app import create_app
 from service.middleware import TrustedProxies
 from service.settings import Settings
 from tests.conftest import Project, error_of, guid
-from tests.test_reliability_server import running_service
+from tests.processes import running_service
 
 
 def self_signed(folder: Path) -> tuple[Path, Path]:
