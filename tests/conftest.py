@@ -13,15 +13,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
 import httpx
 import pytest
 from starlette.applications import Starlette
 
 from service.app import create_app
-from service.db import Database, split_url
+from service.db import Database
 from service.projects.service import SCOPES, create_key
-from service.schema import migrate
+from service.schema import connect, migrate
 from service.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,14 +35,13 @@ def _server_url() -> str:
     return embedded.start(ROOT / ".data" / "test", database="postgres")
 
 
-def _with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path="/" + name))
+def with_database(url: str, name: str) -> str:
+    """The same server's database `name`."""
+    return urlunsplit(urlsplit(url)._replace(path="/" + name))
 
 
 async def _admin(url: str, sql: str) -> None:
-    plain, options = split_url(url)
-    connection = await asyncpg.connect(plain, **options)
+    connection = await connect(url)
     try:
         await connection.execute(sql)
     finally:
@@ -56,7 +54,7 @@ def database_url() -> Iterator[str]:
     server = _server_url()
     name = f"relations_test_{os.getpid()}_{secrets.token_hex(3)}"
     asyncio.run(_admin(server, f'CREATE DATABASE "{name}"'))
-    url = _with_database(server, name)
+    url = with_database(server, name)
     asyncio.run(migrate(url))
     try:
         yield url
@@ -123,6 +121,22 @@ def make_project(db: Database) -> MakeProject:
 @pytest.fixture
 async def project(make_project: MakeProject) -> Project:
     return await make_project()
+
+
+async def wait_until_blocked(url: str) -> None:
+    """Until one of the service's statements on that database waits for a lock the test holds (bounded)."""
+    connection = await connect(url)
+    try:
+        for _ in range(600):
+            if await connection.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock' AND application_name = 'relations'"
+            ):
+                return
+            await asyncio.sleep(0.05)
+    finally:
+        await connection.close()
+    raise AssertionError("the request never reached the database")
 
 
 def guid() -> str:

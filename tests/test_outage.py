@@ -21,18 +21,9 @@ from service.app import create_app
 from service.db import Database, split_url, translate
 from service.errors import ServiceUnavailable
 from service.projects.service import SCOPES, create_key
-from service.schema import migrate
+from service.schema import connect, migrate
 from service.settings import Settings
-from tests.conftest import Project, error_of, guid
-
-
-def with_database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path="/" + name))
-
-
-async def connect(url: str) -> asyncpg.Connection:
-    plain, options = split_url(url)
-    return await asyncpg.connect(plain, **options)
+from tests.conftest import Project, error_of, guid, wait_until_blocked, with_database
 
 
 @dataclass
@@ -100,24 +91,6 @@ def relation_body() -> dict[str, str]:
     return {"parentId": guid(), "childId": guid(), "relationTypeAlias": "relateDocumentOnCopy"}
 
 
-async def wait_until_blocked(db_admin_url: str, database: str) -> None:
-    """Until one of the app's statements waits for a lock the test holds (bounded)."""
-    connection = await connect(db_admin_url)
-    try:
-        for _ in range(500):
-            waiting = await connection.fetchval(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock' "
-                "AND application_name = 'relations'",
-                database,
-            )
-            if waiting:
-                return
-            await asyncio.sleep(0.02)
-    finally:
-        await connection.close()
-    raise AssertionError("the request never reached the database")
-
-
 async def test_outage_answers_503_then_recovers_without_restart(isolated: Isolated) -> None:
     http, headers = isolated.client, isolated.headers
     created = await http.post("/relation", json=relation_body(), headers=headers)
@@ -151,7 +124,7 @@ async def test_connection_terminated_mid_query_is_503(isolated: Isolated) -> Non
     try:
         await holder.execute("BEGIN; LOCK TABLE relation IN SHARE MODE")
         pending = asyncio.create_task(http.post("/relation", json=relation_body(), headers=headers))
-        await wait_until_blocked(isolated.admin_url, isolated.name)
+        await wait_until_blocked(with_database(isolated.admin_url, isolated.name))
         await holder.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
             "WHERE application_name = 'relations' AND datname = current_database()"

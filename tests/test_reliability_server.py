@@ -12,34 +12,12 @@ import sys
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from service.db import split_url
-from tests.conftest import Project, guid
+from service.schema import connect
+from tests.conftest import Project, guid, wait_until_blocked
 from tests.processes import ROOT, free_port, running_service, stopped_cleanly
-
-
-async def connect(url: str) -> asyncpg.Connection:
-    plain, options = split_url(url)
-    return await asyncpg.connect(plain, **options)
-
-
-async def wait_for_lock_wait(database_url: str) -> None:
-    """Until one of the service's statements waits for a lock the test holds (bounded)."""
-    connection = await connect(database_url)
-    try:
-        for _ in range(600):
-            if await connection.fetchval(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND wait_event_type = 'Lock' AND application_name = 'relations'"
-            ):
-                return
-            await asyncio.sleep(0.05)
-    finally:
-        await connection.close()
-    raise AssertionError("the request never reached the database")
 
 
 async def refuses_connections(port: int) -> bool:
@@ -66,7 +44,7 @@ async def test_sigterm_stops_accepting_and_finishes_the_request_in_flight(
             await holder.execute("BEGIN; LOCK TABLE relation IN SHARE MODE")  # holds the INSERT back
             async with httpx.AsyncClient(base_url=service.base_url, timeout=60) as http:
                 in_flight = asyncio.create_task(http.post("/relation", json=body, headers=project.headers))
-                await wait_for_lock_wait(database_url)
+                await wait_until_blocked(database_url)
                 service.process.send_signal(signal.SIGTERM)
                 assert await refuses_connections(service.port), service.output()
                 assert service.process.poll() is None  # still finishing the request

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
 from service.schema import connect, migrate, schema_text, schema_version
+from tests.conftest import with_database
 
 
 @pytest.fixture
@@ -18,7 +18,7 @@ async def empty_url(database_url: str) -> AsyncIterator[str]:
     admin = await connect(database_url)
     await admin.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield urlunsplit(urlsplit(database_url)._replace(path="/" + name))
+        yield with_database(database_url, name)
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
