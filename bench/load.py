@@ -63,7 +63,7 @@ def _ms(text: str) -> float:
 def parse_wrk(name: str, output: str) -> Result:
     """Requests/sec, the 50 % and 99 % latencies and every error wrk reports."""
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
-    latency = dict(re.findall(r"^\s+(50|99)(?:\.000)?%\s+(\S+)$", output, re.MULTILINE))
+    latency = dict(re.findall(r"^\s+(50|99)(?:\.000)?%\s+(\S+)\s*$", output, re.MULTILINE))
     total = re.search(r"(\d+) requests in ([\d.]+\w+)", output)
     assert total is not None, output
     errors = 0
@@ -78,8 +78,8 @@ def parse_wrk(name: str, output: str) -> Result:
         requests=int(total.group(1)),
         seconds=_ms(total.group(2)) / 1000,
         rps=rps,
-        p50_ms=_ms(latency["50"]),
-        p99_ms=_ms(latency["99"]),
+        p50_ms=_ms(latency["50"]) if "50" in latency else float("nan"),
+        p99_ms=_ms(latency["99"]) if "99" in latency else float("nan"),
         errors=errors,
         tool="wrk",
         raw=output,
@@ -100,7 +100,7 @@ def run_wrk(
 
     def wrk(seconds: float) -> str:
         command = [
-            "wrk", "-t1", f"-c{conns}", f"-d{max(round(seconds), 1)}s", "--latency",
+            "wrk", "-t1", f"-c{conns}", f"-d{max(round(seconds), 1)}s", "--latency", "--timeout", "10s",
             *header_args, "-s", str(LUA), base_url, "--", *load.script_args(),
         ]  # fmt: skip
         done = subprocess.run(command, capture_output=True, text=True, check=False)
