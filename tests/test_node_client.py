@@ -9,7 +9,7 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -17,8 +17,9 @@ import pytest
 from service.db import Database
 from service.projects.service import SCOPES, create_key
 from tests.conftest import guid
+from tests.processes import Service, running_service
 from tests.test_auth import claims_for, rs256
-from tests.test_e2e_socket import Server, jwt_env, running_server
+from tests.test_e2e_socket import jwt_env
 
 NODE_DIR = Path(__file__).resolve().parent / "node"
 CLIENT = NODE_DIR / "node_modules" / "@umbraco" / "headless-client"
@@ -45,12 +46,12 @@ def node_client() -> Path:
 
 
 @pytest.fixture(scope="module")
-def server(database_url: str) -> Iterator[Server]:
-    with running_server(database_url, **jwt_env()) as running:
+async def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Service]:
+    async with running_service(database_url, tmp_path_factory.mktemp("node"), env=jwt_env()) as running:
         yield running
 
 
-async def test_umbraco_node_client_unchanged(node_client: Path, server: Server, db: Database) -> None:
+async def test_umbraco_node_client_unchanged(node_client: Path, server: Service, db: Database) -> None:
     alias = f"node-{guid()[:12]}"
     key = await create_key(db, project=alias, scopes=list(SCOPES), name="node client")
     token = rs256(claims_for(alias, scope="relations:read relations:write"))
