@@ -43,12 +43,9 @@ from service.settings import Settings
 log = logging.getLogger("service")
 
 
-render_error = error_response
-
-
 async def api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return render_error(exc)
+    return error_response(exc)
 
 
 def allowed_methods(request: Request) -> str | None:
@@ -76,12 +73,12 @@ async def http_error(request: Request, exc: Exception) -> Response:
     else:
         error = ApiError(str(exc.detail), headers=exc.headers)
         error.status = exc.status_code  # type: ignore[misc]
-    return render_error(error)
+    return error_response(error)
 
 
 async def crash(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return render_error(ApiError())
+    return error_response(ApiError())
 
 
 def api_routes() -> list[BaseRoute]:
