@@ -6,7 +6,7 @@
 -- (Citus) and project-scoped reads routed to replicas. `api_key` is looked up before the project is
 -- known (the key names its project), so it is keyed by its own id: a small reference table.
 --
--- schema-version: 3
+-- schema-version: 4
 
 CREATE TABLE IF NOT EXISTS schema_version (
     version     integer     PRIMARY KEY,
@@ -144,4 +144,51 @@ BEGIN
     END IF;
 END $$;
 
-INSERT INTO schema_version (version) VALUES (3) ON CONFLICT (version) DO NOTHING;
+-- The lock that serialises every change of one ordered list (project, type, parent), and nothing else:
+-- transaction-scoped, so it is safe with pooled connections. Every writer of a list's order takes it.
+CREATE OR REPLACE FUNCTION relation_list_lock(p_project text, p_alias text, p_parent uuid)
+RETURNS void LANGUAGE sql VOLATILE AS $$
+    SELECT pg_advisory_xact_lock(hashtextextended(p_project || '/' || p_alias || '/' || p_parent::text, 0))
+$$;
+
+-- POST /relation in one round trip: the type (held against a change or delete until commit), the
+-- list's lock, the cardinality-one check and the insert at the end of the list. Each statement of a
+-- function takes a fresh snapshot, so the end of the list is read after the lock is held.
+-- `outcome`: 'created' (with the row), 'unknown-type', 'taken' (cardinality one) or 'duplicate'.
+CREATE OR REPLACE FUNCTION relation_append(
+    p_project text, p_alias text, p_parent uuid, p_child uuid, p_comment text, p_gap bigint
+) RETURNS TABLE (outcome text, id bigint, type_alias text, parent uuid, child uuid, comment text,
+                 created_at timestamptz)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_cardinality text;
+    v_present uuid;
+BEGIN
+    SELECT t.cardinality INTO v_cardinality FROM relation_type AS t
+    WHERE t.project = p_project AND t.alias = p_alias FOR KEY SHARE;
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT 'unknown-type', NULL::bigint, NULL, NULL::uuid, NULL::uuid, NULL, NULL::timestamptz;
+        RETURN;
+    END IF;
+    PERFORM relation_list_lock(p_project, p_alias, p_parent);
+    IF v_cardinality = 'one' THEN
+        SELECT r.child INTO v_present FROM relation AS r
+        WHERE r.project = p_project AND r.parent = p_parent AND r.type_alias = p_alias
+        ORDER BY r.position, r.id LIMIT 1;
+        IF v_present IS NOT NULL AND v_present <> p_child THEN
+            RETURN QUERY SELECT 'taken', NULL::bigint, NULL, NULL::uuid, NULL::uuid, NULL, NULL::timestamptz;
+            RETURN;
+        END IF;
+    END IF;
+    RETURN QUERY
+        INSERT INTO relation AS r (project, type_alias, parent, child, position, comment)
+        SELECT p_project, p_alias, p_parent, p_child, coalesce(max(e.position), 0) + p_gap, p_comment
+        FROM relation AS e WHERE e.project = p_project AND e.parent = p_parent AND e.type_alias = p_alias
+        ON CONFLICT ON CONSTRAINT relation_unique_edge DO NOTHING
+        RETURNING 'created', r.id, r.type_alias, r.parent, r.child, r.comment, r.created_at;
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT 'duplicate', NULL::bigint, NULL, NULL::uuid, NULL::uuid, NULL, NULL::timestamptz;
+    END IF;
+END $$;
+
+INSERT INTO schema_version (version) VALUES (4) ON CONFLICT (version) DO NOTHING;

@@ -22,7 +22,8 @@ LIST = "project = $1 AND parent = $2 AND type_alias = $3"
 
 TYPE = "SELECT alias, child_object_type, cardinality FROM relation_type WHERE project = $1 AND alias = $2"
 # For an edit, one round trip: the type, held until the edit commits (it can be neither deleted nor
-# changed meanwhile), and the list's lock (`lock_list`'s, $3 the parent), serialising its edits.
+# changed meanwhile), and the list's lock (schema.sql's relation_list_lock, $3 the parent), serialising
+# its edits.
 TYPE_FOR_EDIT = f"""
 SELECT t.alias, t.child_object_type, t.cardinality FROM relation_type AS t, LATERAL ({LOCK_LIST}) AS locked
 WHERE t.project = $1 AND t.alias = $2 FOR KEY SHARE OF t"""
@@ -238,7 +239,7 @@ async def count_between(
 
 
 async def apply(db: Database, *, project: str, alias: str, parent: uuid.UUID, plan: Plan) -> None:
-    """The plan's writes (call inside the edit's transaction, under `lock_list`)."""
+    """The plan's writes (call inside the edit's transaction, under the list's lock)."""
     try:
         if plan.deletes:
             await db.execute(DELETE_ROWS, project, plan.deletes)

@@ -45,21 +45,11 @@ REFERENCED = f"""
 SELECT DISTINCT child FROM relation
 WHERE project = $1 AND child = ANY($2::uuid[]) AND type_alias IN ({DEPENDENCY_TYPES})"""
 
-# Serialises every change of one ordered list (project, type, parent), and nothing else.
-LOCK_LIST = "SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || $2 || '/' || $3::uuid::text, 0))"
-# A create's type check and the list's lock in one round trip (no row: the type does not exist).
-TYPE_AND_LOCK = f"""
-SELECT t.cardinality FROM relation_type AS t, LATERAL ({LOCK_LIST}) AS locked
-WHERE t.project = $1 AND t.alias = $2"""
-FIRST_CHILD = """
-SELECT child FROM relation WHERE project = $1 AND parent = $2 AND type_alias = $3
-ORDER BY position, id LIMIT 1"""
+# Serialises every change of one ordered list (project, type, parent), and nothing else (schema.sql).
+LOCK_LIST = "SELECT relation_list_lock($1, $2, $3)"
+# POST /relation in one round trip (schema.sql's relation_append): type, lock, cardinality, insert.
 APPEND = f"""
-INSERT INTO relation (project, type_alias, parent, child, position, comment)
-SELECT $1, $2, $3, $4, coalesce(max(position), 0) + {POSITION_GAP}, $5
-FROM relation WHERE project = $1 AND parent = $3 AND type_alias = $2
-ON CONFLICT (project, parent, type_alias, child) DO NOTHING
-RETURNING {COLUMNS}"""
+SELECT outcome, {COLUMNS} FROM relation_append($1, $2, $3, $4, $5, {POSITION_GAP})"""
 UPDATE_COMMENT = f"UPDATE relation SET comment = $3 WHERE project = $1 AND id = $2 RETURNING {COLUMNS}"
 DELETE = f"DELETE FROM relation WHERE project = $1 AND id = $2 RETURNING {COLUMNS}"
 DELETE_BY_PARENT = "DELETE FROM relation WHERE project = $1 AND parent = $2"
@@ -107,25 +97,12 @@ async def referenced(db: Database, *, project: str, ids: list[uuid.UUID]) -> set
     return {row["child"] for row in await db.fetch(REFERENCED, project, ids)}
 
 
-async def lock_list(db: Database, *, project: str, alias: str, parent: uuid.UUID) -> None:
-    """Take the list's lock until the end of the current transaction."""
-    await db.execute(LOCK_LIST, project, alias, parent)
-
-
-async def type_and_lock(db: Database, *, project: str, alias: str, parent: uuid.UUID) -> Record | None:
-    """The type's cardinality, with the list's lock taken until the end of the current transaction."""
-    return await db.fetchrow(TYPE_AND_LOCK, project, alias, parent)
-
-
-async def first_child(db: Database, *, project: str, alias: str, parent: uuid.UUID) -> uuid.UUID | None:
-    child: uuid.UUID | None = await db.fetchval(FIRST_CHILD, project, parent, alias)
-    return child
-
-
 async def append(
     db: Database, *, project: str, alias: str, parent: uuid.UUID, child: uuid.UUID, comment: str
-) -> Record | None:
-    """Add the relation at the end of its list (call under `lock_list`); None if it exists."""
+) -> Record:
+    """Add the relation at the end of its list. `outcome` says what happened: 'created' (the row's
+    columns are set), 'unknown-type', 'taken' (a cardinality-one parent has another child) or
+    'duplicate'."""
     return await db.fetchrow(APPEND, project, alias, parent, child, comment)
 
 

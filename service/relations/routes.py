@@ -111,32 +111,27 @@ async def get_referenced(ctx: Context) -> Response:
     return ctx.hal({"referenced": [str(guid) for guid in ids if guid in found]})
 
 
+# What a create that did not happen answers: the field to blame and why.
+APPEND_REFUSALS = {
+    "unknown-type": ("relationTypeAlias", messages.RELATION_TYPE_UNKNOWN),
+    "taken": ("childId", messages.CARDINALITY_ONE_TAKEN),
+    "duplicate": ("childId", messages.RELATION_DUPLICATE),
+}
+
+
 async def create_relation(ctx: Context) -> Response:
     new = model.read_new(await read_json_object(ctx.request))
-    async with ctx.db.transaction():
-        relation_type = await queries.type_and_lock(
-            ctx.db, project=ctx.project, alias=new.type_alias, parent=new.parent
-        )
-        if relation_type is None:
-            raise invalid_relation(
-                "relationTypeAlias", messages.RELATION_TYPE_UNKNOWN.format(alias=new.type_alias)
-            )
-        if relation_type["cardinality"] == "one":
-            present = await queries.first_child(
-                ctx.db, project=ctx.project, alias=new.type_alias, parent=new.parent
-            )
-            if present is not None and present != new.child:
-                raise invalid_relation("childId", messages.CARDINALITY_ONE_TAKEN.format(alias=new.type_alias))
-        row = await queries.append(
-            ctx.db,
-            project=ctx.project,
-            alias=new.type_alias,
-            parent=new.parent,
-            child=new.child,
-            comment=new.comment,
-        )
-        if row is None:
-            raise invalid_relation("childId", messages.RELATION_DUPLICATE)
+    row = await queries.append(
+        ctx.db,
+        project=ctx.project,
+        alias=new.type_alias,
+        parent=new.parent,
+        child=new.child,
+        comment=new.comment,
+    )
+    if row["outcome"] != "created":
+        field, message = APPEND_REFUSALS[row["outcome"]]
+        raise invalid_relation(field, message.format(alias=new.type_alias))
     href = ctx.links.relation(row["id"])
     return ctx.hal(model.represent(ctx.links, row), status=201, headers={"Location": href})
 
