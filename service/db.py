@@ -1,5 +1,7 @@
-"""The database: a `databases` pool for connections and transactions, queries on its raw asyncpg
-connection (prepared and cached by asyncpg), and the one place where driver failures become errors."""
+"""The database: `databases` opens and closes an asyncpg pool; statements and transactions take their
+connection straight from that pool (`databases`' per-task bookkeeping cost more than a primary-key query),
+asyncpg prepares and caches every statement, and this is the one place where driver failures become
+errors."""
 
 from __future__ import annotations
 
@@ -117,22 +119,27 @@ class Database:
             **options,
         )
 
-    @property
-    def is_connected(self) -> bool:
-        return bool(self._pool.is_connected)
-
     async def connect(self) -> None:
-        """Open the pool. A database that is down does not stop start-up: requests answer 503 until
-        it is back, and the pool reconnects by itself."""
+        """Open the pool (start-up waits for a database that is not there yet: app.start_database)."""
         await self._pool.connect()
 
     async def disconnect(self) -> None:
         await self._pool.disconnect()
 
+    def _asyncpg_pool(self) -> Any:
+        """asyncpg's own pool under `databases`, or None before it is open."""
+        return getattr(getattr(self._pool, "_backend", None), "_pool", None)
+
+    def _acquire(self) -> Any:
+        pool = self._asyncpg_pool()
+        if pool is None:
+            raise ServiceUnavailable()
+        return pool.acquire()
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
         """All queries of this task inside the block share one connection and one transaction (a
-        savepoint when nested). Taken straight from asyncpg's pool, like single statements."""
+        savepoint when nested)."""
         inside = False
         try:
             current = _TRANSACTION.get()
@@ -141,17 +148,7 @@ class Database:
                     inside = True
                     yield
                 return
-            pool = self._asyncpg_pool()
-            if pool is None:
-                async with self._pool.transaction():
-                    inside = True
-                    token = _TRANSACTION.set((self, self._pool.connection().raw_connection))
-                    try:
-                        yield
-                    finally:
-                        _TRANSACTION.reset(token)
-                return
-            async with pool.acquire() as raw, raw.transaction():
+            async with self._acquire() as raw, raw.transaction():
                 inside = True
                 token = _TRANSACTION.set((self, raw))
                 try:
@@ -164,27 +161,15 @@ class Database:
                 raise
             raise answer from error
 
-    def _asyncpg_pool(self) -> Any:
-        """asyncpg's own pool under `databases`, when it is open (and no test-wide connection is)."""
-        if self._pool._global_connection is not None:
-            return None
-        return getattr(getattr(self._pool, "_backend", None), "_pool", None)
-
     async def _run(self, call: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
-        """One statement: on the transaction's connection inside `transaction()`, else on a connection
-        taken straight from asyncpg's pool (`databases`' per-task bookkeeping costs more than the query)."""
+        """One statement: on the transaction's connection inside `transaction()`, else on a pooled one."""
         connected = False
         try:
             current = _TRANSACTION.get()
             if current is not None and current[0] is self:
                 connected = True
                 return await call(current[1])
-            pool = self._asyncpg_pool()
-            if pool is None:
-                async with self._pool.connection() as connection:
-                    connected = True
-                    return await call(connection.raw_connection)
-            async with pool.acquire() as raw:
+            async with self._acquire() as raw:
                 connected = True
                 return await call(raw)
         except Exception as error:
@@ -220,7 +205,7 @@ class Database:
 
     def pool_usage(self) -> tuple[int, int]:
         """(open connections, connections in use) of the pool; (0, 0) before it is open."""
-        pool = getattr(getattr(self._pool, "_backend", None), "_pool", None)
+        pool = self._asyncpg_pool()
         if pool is None:
             return 0, 0
         size = int(pool.get_size())

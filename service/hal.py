@@ -132,7 +132,7 @@ def paged(
     """A HAL page: the four paging fields, self/page/next/prev links, a link per item under `key`
     (always an array) and the items under `_embedded[key]` (its only key)."""
     total_pages = math.ceil(total / paging.page_size) if total else 0
-    path = links.base + request.url.path
+    path = links.base + request_path(request)
     query = [(name, value) for name, value in request.query_params.multi_items() if name != "page"]
 
     def page_href(page: int) -> str:
@@ -157,13 +157,18 @@ def paged(
     }
 
 
+def request_path(request: Request) -> str:
+    """The request's path as `request.url.path` spells it, without building the URL (which costs
+    more than rendering the page's links)."""
+    path: str = request.scope["path"]
+    return path.replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
+
+
 def iso(moment: Any) -> str:
     """Timestamps as `2026-11-23T10:00:00Z` (UTC, seconds), the shape of the Heartcore examples.
-    Formatted by hand: strftime was a tenth of the cost of rendering a page of relations."""
-    return (
-        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}"
-        f"T{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}Z"
-    )
+    asyncpg gives timestamptz in UTC; C's isoformat costs 1.3 µs where formatting by hand cost 2."""
+    text: str = moment.isoformat()
+    return text[:19] + "Z"
 
 
 Render = Callable[[Links, Any], dict[str, Any]]
