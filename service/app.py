@@ -82,14 +82,15 @@ async def crash(request: Request, exc: Exception) -> Response:
 
 
 def api_routes() -> list[BaseRoute]:
+    # Starlette tries routes in order: the API's hot reads first (their paths overlap nothing else).
     return [
-        *health.routes,
-        *metrics.routes,
-        *docs.routes(),
         *relation_routes,
         *relation_type_routes,
         *child_list_routes,
         *alias_routes,
+        *health.routes,
+        *metrics.routes,
+        *docs.routes(),
     ]
 
 

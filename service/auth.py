@@ -8,13 +8,13 @@ from __future__ import annotations
 import base64
 import binascii
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
-from starlette.datastructures import Headers
 
 from service.db import Database
 from service.errors import Unauthorized
@@ -91,7 +91,8 @@ class Authenticator:
             for algorithm in algorithms:
                 self._verifiers[algorithm] = public_key
 
-    async def authenticate(self, headers: Headers) -> Principal:
+    async def authenticate(self, headers: Mapping[str, str]) -> Principal:
+        """`headers`: lower-case names (the endpoint picks them from the request in one pass)."""
         authorization = headers.get("authorization")
         api_key = headers.get("api-key")
         if len(authorization or "") > MAX_CREDENTIAL_LENGTH or len(api_key or "") > MAX_CREDENTIAL_LENGTH:

@@ -5,7 +5,7 @@ paths (404) and wrong methods (405) before any of this."""
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -58,31 +58,47 @@ class Context:
 Handler = Callable[[Context], Awaitable[Response]]
 
 
-def requested_version(request: Request) -> str | None:
-    version = request.headers.get("api-version") or request.query_params.get("api-version")
+# The headers the checks read, picked in one pass over the raw list: building Starlette's Headers and
+# looking each one up cost more than the rest of a by-id read's Python. First occurrence wins, as in
+# Headers.get.
+CHECKED_HEADERS = frozenset({b"authorization", b"api-key", b"api-version", b"accept", b"umb-project-alias"})
+
+
+def checked_headers(request: Request) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for name, value in request.scope["headers"]:
+        if name in CHECKED_HEADERS:
+            found.setdefault(name.decode("latin-1"), value.decode("latin-1"))
+    return found
+
+
+def query_value(request: Request, name: str) -> str | None:
+    """A query parameter, without parsing an empty query string."""
+    return request.query_params.get(name) if request.scope.get("query_string") else None
+
+
+def requested_version(request: Request, headers: Mapping[str, str]) -> str | None:
+    version = headers.get("api-version") or query_value(request, "api-version")
     if version is None:
-        found = _ACCEPT_VERSION.search(request.headers.get("accept", ""))
+        found = _ACCEPT_VERSION.search(headers.get("accept", ""))
         version = found.group(1) if found else None
     return version
 
 
-def check_version(request: Request) -> None:
-    version = requested_version(request)
+def check_version(request: Request, headers: Mapping[str, str]) -> None:
+    version = requested_version(request, headers)
     if version is not None and not SUPPORTED_VERSION.match(version.strip()):
         raise BadRequest(messages.INVALID_VERSION.format(version=version[:32]))
 
 
-def requested_project(request: Request, principal: Principal) -> str:
+def requested_project(request: Request, headers: Mapping[str, str], principal: Principal) -> str:
     """`Umb-Project-Alias` from header or query, else the credential's; another project → 403.
 
     When both forms are given, each must name the credential's project: an ambiguous request is
     refused rather than resolved in either direction."""
     given = [
         alias
-        for alias in (
-            request.headers.get("umb-project-alias"),
-            request.query_params.get("Umb-Project-Alias"),
-        )
+        for alias in (headers.get("umb-project-alias"), query_value(request, "Umb-Project-Alias"))
         if alias  # an empty value counts as absent
     ]
     for alias in given:
@@ -107,10 +123,11 @@ def api_route(path: str, handler: Handler, *, method: str, name: str, scope: str
         run = idempotent(handler, invalid_message=invalid)
 
     async def endpoint(request: Request) -> Response:
-        check_version(request)
+        headers = checked_headers(request)
+        check_version(request, headers)
         authenticator: Authenticator = request.app.state.authenticator
-        principal = await authenticator.authenticate(request.headers)
-        project = requested_project(request, principal)
+        principal = await authenticator.authenticate(headers)
+        project = requested_project(request, headers, principal)
         if scope not in principal.scopes:
             raise Forbidden()
         request.state.project = project

@@ -168,6 +168,9 @@ async def delete_by_child(ctx: Context) -> Response:
 
 # More specific paths first: `/relation/{alias}` would otherwise take `type`, `referenced`, ….
 routes: list[Route] = [
+    api_route("/relation/{id:int}", get_relation, method="GET", name="relations:get", scope=READ),
+    api_route("/relation/{id:int}", update_relation, method="PUT", name="relations:update", scope=WRITE),
+    api_route("/relation/{id:int}", delete_relation, method="DELETE", name="relations:delete", scope=WRITE),
     api_route("/relation", create_relation, method="POST", name="relations:create", scope=WRITE),
     api_route("/relation/referenced", get_referenced, method="GET", name="relations:referenced", scope=READ),
     api_route(
@@ -191,9 +194,6 @@ routes: list[Route] = [
         scope=WRITE,
     ),
     api_route("/relation/related/{guid}", list_related, method="GET", name="relations:related", scope=READ),
-    api_route("/relation/{id:int}", get_relation, method="GET", name="relations:get", scope=READ),
-    api_route("/relation/{id:int}", update_relation, method="PUT", name="relations:update", scope=WRITE),
-    api_route("/relation/{id:int}", delete_relation, method="DELETE", name="relations:delete", scope=WRITE),
 ]
 
 # After the relation-type routes (`/relation/type` must not be read as an alias).
