@@ -6,11 +6,9 @@ import asyncio
 import gc
 import logging
 import sys
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import asyncpg
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -37,7 +35,7 @@ from service.middleware import (
 from service.relation_types.routes import routes as relation_type_routes
 from service.relations.routes import alias_routes
 from service.relations.routes import routes as relation_routes
-from service.schema import migrate
+from service.schema import DatabaseUnreachable, migrate, when_reachable
 from service.settings import Settings
 
 log = logging.getLogger("service")
@@ -132,18 +130,15 @@ def configure_access_log(enabled: bool) -> None:
 async def start_database(url: str, db: Database, *, wait_seconds: int) -> None:
     """Migrate and open the pool, waiting up to `wait_seconds` for a database that is not there yet
     (a worker restarted during an outage); then give up with a message that names the cause."""
-    deadline = time.monotonic() + wait_seconds
-    while True:
-        try:
-            await migrate(url)
-            await db.connect()
-            return
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-            if time.monotonic() >= deadline:
-                raise RuntimeError(
-                    f"cannot start: the database is unreachable ({type(error).__name__}: {error})"
-                ) from None
-        await asyncio.sleep(1)
+
+    async def attempt() -> None:
+        await migrate(url)
+        await db.connect()
+
+    try:
+        await when_reachable(attempt, wait_seconds=wait_seconds)
+    except DatabaseUnreachable as error:
+        raise RuntimeError(f"cannot start: the database is unreachable ({error})") from None
 
 
 def create_app(settings: Settings | None = None) -> Starlette:

@@ -6,16 +6,13 @@ import argparse
 import asyncio
 import os
 import sys
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
-
-import asyncpg
 
 from service.db import Database
 from service.projects import queries as project_queries
 from service.projects.service import SCOPES, create_key, create_project, valid_project_alias
-from service.schema import migrate
+from service.schema import DatabaseUnreachable, migrate, when_reachable
 from service.settings import Settings
 
 DEV_PROJECT = "default"
@@ -60,30 +57,13 @@ def write_dev_key(settings: Settings, url: str) -> None:
     )
 
 
-async def migrate_when_reachable(url: str, wait_seconds: int) -> None:
-    """Migrate, waiting up to `wait_seconds` for a database that is still starting (containers)."""
-    deadline = time.monotonic() + wait_seconds
-    while True:
-        try:
-            await migrate(url)
-            return
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-            if time.monotonic() >= deadline:
-                raise DatabaseUnreachable(f"{type(error).__name__}: {error}") from None
-        await asyncio.sleep(1)
-
-
-class DatabaseUnreachable(Exception):
-    pass
-
-
 def serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     embedded = not settings.database_url
     url = database_url(settings)
     try:
-        asyncio.run(migrate_when_reachable(url, settings.startup_wait_seconds))
+        asyncio.run(when_reachable(lambda: migrate(url), wait_seconds=settings.startup_wait_seconds))
     except DatabaseUnreachable as error:
         print(
             f"relations: cannot start, the database is unreachable after {settings.startup_wait_seconds}s "

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
+from collections.abc import Awaitable, Callable
 from importlib import resources
 from pathlib import Path
 
@@ -51,3 +54,21 @@ async def migrate(url: str) -> bool:
             return True
     finally:
         await connection.close()
+
+
+class DatabaseUnreachable(Exception):
+    """The database did not answer within the start-up wait; the message names the last failure."""
+
+
+async def when_reachable(attempt: Callable[[], Awaitable[object]], *, wait_seconds: int) -> None:
+    """Run `attempt` (migrate, open a pool …), retrying each second for up to `wait_seconds` while the
+    database is not there yet (a container still starting, a worker restarted during an outage)."""
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            await attempt()
+            return
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            if time.monotonic() >= deadline:
+                raise DatabaseUnreachable(f"{type(error).__name__}: {error}") from None
+        await asyncio.sleep(1)
