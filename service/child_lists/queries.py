@@ -15,12 +15,10 @@ from service import messages
 from service.child_lists.planner import SAFE_POSITION, Key, Plan, Row, Window
 from service.db import Database, Record
 from service.errors import Conflict
-from service.relations.queries import LOCK_LIST, POSITION_GAP
+from service.relations.queries import COLUMNS, LOCK_LIST, POSITION_GAP
 
-COLUMNS = "id, type_alias, parent, child, comment, created_at"
 LIST = "project = $1 AND parent = $2 AND type_alias = $3"
 
-TYPE = "SELECT alias, child_object_type, cardinality FROM relation_type WHERE project = $1 AND alias = $2"
 # For an edit, one round trip: the type, held until the edit commits (it can be neither deleted nor
 # changed meanwhile), and the list's lock (schema.sql's relation_list_lock, $3 the parent), serialising
 # its edits.
@@ -125,10 +123,6 @@ def _count(status: str) -> int:
 def etag(total: int, version: int) -> str:
     """Strong, and new after every change of the list's members or order (the version moves then)."""
     return f'"{total:x}-{version:x}"'
-
-
-async def relation_type(db: Database, *, project: str, alias: str) -> Record | None:
-    return await db.fetchrow(TYPE, project, alias)
 
 
 async def type_and_lock(db: Database, *, project: str, alias: str, parent: uuid.UUID) -> Record | None:

@@ -24,7 +24,6 @@ from service.child_lists.bodies import (
     read_post,
     read_put,
 )
-from service.child_lists.model import represent_page
 from service.child_lists.planner import Plan, Window, WindowTooSmall
 from service.db import Record
 from service.endpoint import ApiRoute, Context, api_route
@@ -42,6 +41,7 @@ from service.fields import alias_problem
 from service.hal import Paging, paged
 from service.relation_types import queries as type_queries
 from service.relation_types.model import UNKNOWN, RelationTypeFields, object_type_problem
+from service.relations.model import represent_page
 
 PATH = "/relation/parent/{guid}/{alias}"
 BACKENDLESS = re.compile(r"^(?P<alias>[^:]+):(?P<object_type>[^:]+):(?P<cardinality>[1nN])$")
@@ -311,7 +311,7 @@ async def get_list(ctx: Context) -> Response:
     parent = path_guid(ctx.path["guid"])
     spec = read_alias(ctx.path["alias"])
     paging = ctx.paging()
-    row = await queries.relation_type(ctx.db, project=ctx.project, alias=spec.alias)
+    row = await type_queries.get(ctx.db, project=ctx.project, alias=spec.alias)
     if row is None:
         raise RelationTypeNotFound(spec.alias)
     check_spec(spec, row)

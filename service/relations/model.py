@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,16 +62,31 @@ def read_update(body: dict[str, Any], current: Any) -> str:
     return comment
 
 
+def represent_page(links: Links, rows: Sequence[Any]) -> list[dict[str, Any]]:
+    """Relations as HAL, a page at once: the link prefix and each type's link are built once per page
+    (an edit's answer and every list carry up to a page of them)."""
+    relation_prefix = links.href("relations:get", id="")
+    type_links: dict[str, dict[str, str]] = {}
+    items = []
+    for row in rows:
+        alias = row["type_alias"]
+        type_link = type_links.get(alias)
+        if type_link is None:
+            type_link = type_links[alias] = {"href": links.relation_type(alias)}
+        relation_id = row["id"]
+        items.append(
+            {
+                "_id": relation_id,
+                "parentId": str(row["parent"]),
+                "childId": str(row["child"]),
+                "relationTypeAlias": alias,
+                "comment": row["comment"],
+                "_createDate": iso(row["created_at"]),
+                "_links": {"self": {"href": f"{relation_prefix}{relation_id}"}, "relationType": type_link},
+            }
+        )
+    return items
+
+
 def represent(links: Links, row: Any) -> dict[str, Any]:
-    return {
-        "_id": row["id"],
-        "parentId": str(row["parent"]),
-        "childId": str(row["child"]),
-        "relationTypeAlias": row["type_alias"],
-        "comment": row["comment"],
-        "_createDate": iso(row["created_at"]),
-        "_links": {
-            "self": {"href": links.relation(row["id"])},
-            "relationType": {"href": links.relation_type(row["type_alias"])},
-        },
-    }
+    return represent_page(links, [row])[0]

@@ -37,7 +37,7 @@ async def load_relation(ctx: Context) -> Record:
 
 
 def relation_page(ctx: Context, rows: list[Record], total: int) -> Response:
-    items = [model.represent(ctx.links, row) for row in rows]
+    items = model.represent_page(ctx.links, rows)
     paging = ctx.paging()
     return ctx.hal(paged(ctx.request, ctx.links, key="relations", items=items, total=total, paging=paging))
 
