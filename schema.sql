@@ -6,7 +6,7 @@
 -- (Citus) and project-scoped reads routed to replicas. `api_key` is looked up before the project is
 -- known (the key names its project), so it is keyed by its own id: a small reference table.
 --
--- schema-version: 4
+-- schema-version: 7
 
 CREATE TABLE IF NOT EXISTS schema_version (
     version     integer     PRIMARY KEY,
@@ -191,4 +191,213 @@ BEGIN
     END IF;
 END $$;
 
-INSERT INTO schema_version (version) VALUES (4) ON CONFLICT (version) DO NOTHING;
+
+-- === change log (issue 13) ===
+-- Every change of `relation` and `relation_type`, written by statement-level triggers in the writing
+-- transaction itself (so every writer logs, and a rolled-back change leaves nothing), read by
+-- GET /relation/changes and the webhook dispatcher in commit order. The ordering argument is in
+-- service/changes/__init__.py; in short: each writing transaction records, at commit, a key made of
+-- its commit-time snapshot (xmax, then the number of transactions still running, fewer sorting later,
+-- then its xid), and a reader delivers only transactions whose key starts at or below the xmin of its
+-- own snapshot, so nothing can later commit with a smaller key.
+
+-- One row per (project, writing transaction): inserted by the statement triggers (ON CONFLICT DO
+-- NOTHING), completed at commit by the deferred constraint trigger below with the ordering key.
+-- `commit_key`: int8send(snapshot xmax) || int4send(2147483647 - running xids) || int8send(xid), so
+-- that bytea order is the order of the key. NULL until commit (and no reader sees it before).
+CREATE TABLE IF NOT EXISTS relation_change_commit (
+    project       text        NOT NULL,
+    xid           bigint      NOT NULL,
+    commit_key    bytea,
+    committed_at  timestamptz,
+    moved_lists   boolean     NOT NULL DEFAULT false,
+    PRIMARY KEY (project, xid)
+);
+-- A project's feed and the global one (webhook dispatcher, prune) walk these in key order.
+CREATE INDEX IF NOT EXISTS relation_change_commit_by_project
+    ON relation_change_commit (project, commit_key) WHERE commit_key IS NOT NULL;
+CREATE INDEX IF NOT EXISTS relation_change_commit_by_key
+    ON relation_change_commit (commit_key) WHERE commit_key IS NOT NULL;
+
+-- The events. `id` orders a transaction's events (statement order, then row order); it is the event's
+-- id. Relations are stored as columns (cheaper per row than JSON: an import logs 1,000,000 of them),
+-- relation types as their §4 JSON without _links; `list.reordered` keeps the list's size and version
+-- as child_list had them at commit (the ETag).
+CREATE SEQUENCE IF NOT EXISTS relation_change_id_seq;
+CREATE TABLE IF NOT EXISTS relation_change (
+    project       text        NOT NULL,
+    xid           bigint      NOT NULL,
+    id            bigint      NOT NULL DEFAULT nextval('relation_change_id_seq'),
+    kind          text        NOT NULL,
+    relation_id   bigint,
+    type_alias    text,
+    parent        uuid,
+    child         uuid,
+    comment       text,
+    created_at    timestamptz,
+    list_size     bigint,
+    list_version  bigint,
+    type_data     jsonb,
+    PRIMARY KEY (project, xid, id)
+);
+ALTER SEQUENCE relation_change_id_seq OWNED BY relation_change.id;
+
+-- Per project, the key of the newest transaction whose events the prune has started deleting: a
+-- cursor below it may have missed events (410 Gone).
+CREATE TABLE IF NOT EXISTS relation_change_horizon (
+    project     text   PRIMARY KEY,
+    pruned_key  bytea  NOT NULL
+);
+
+-- The writing transaction's marker rows (one per project it writes). The ordering key needs the
+-- commit-time snapshot that only READ COMMITTED gives a deferred trigger, hence the guard.
+CREATE OR REPLACE FUNCTION relation_change_mark(p_projects text[]) RETURNS bigint
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_xid bigint;
+BEGIN
+    IF cardinality(p_projects) = 0 THEN
+        RETURN NULL;  -- a statement that changed no row
+    END IF;
+    v_xid := pg_current_xact_id()::text::bigint;
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'relations are written in READ COMMITTED transactions only (the change log orders them by their commit-time snapshot)'
+            USING ERRCODE = 'feature_not_supported';
+    END IF;
+    INSERT INTO relation_change_commit (project, xid)
+    SELECT DISTINCT unnest(p_projects), v_xid
+    ON CONFLICT (project, xid) DO NOTHING;
+    RETURN v_xid;
+END $$;
+
+CREATE OR REPLACE FUNCTION relation_change_log() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    v_xid bigint;
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        v_xid := relation_change_mark(ARRAY(SELECT DISTINCT project FROM new_rows));
+        INSERT INTO relation_change (project, xid, kind, relation_id, type_alias, parent, child, comment,
+                                     created_at)
+        SELECT project, v_xid, 'relation.created', id, type_alias, parent, child, comment, created_at
+        FROM new_rows ORDER BY id;
+    ELSIF TG_OP = 'DELETE' THEN
+        v_xid := relation_change_mark(ARRAY(SELECT DISTINCT project FROM old_rows));
+        INSERT INTO relation_change (project, xid, kind, relation_id, type_alias, parent, child, comment,
+                                     created_at)
+        SELECT project, v_xid, 'relation.deleted', id, type_alias, parent, child, comment, created_at
+        FROM old_rows ORDER BY id;
+    ELSE
+        -- A comment change is relation.updated; a change of positions is one list.reordered per list
+        -- (completed at commit with the list's ETag, and kept once per list and transaction).
+        IF NOT EXISTS (SELECT 1 FROM new_rows AS n JOIN old_rows AS o ON o.project = n.project AND o.id = n.id
+                       WHERE o.comment IS DISTINCT FROM n.comment OR o.position <> n.position) THEN
+            RETURN NULL;
+        END IF;
+        v_xid := relation_change_mark(ARRAY(SELECT DISTINCT project FROM new_rows));
+        WITH changed AS (
+            SELECT n.*, o.comment IS DISTINCT FROM n.comment AS commented, o.position <> n.position AS moved
+            FROM new_rows AS n JOIN old_rows AS o ON o.project = n.project AND o.id = n.id
+        ), lists AS (
+            UPDATE relation_change_commit AS m SET moved_lists = true
+            FROM (SELECT DISTINCT project FROM changed WHERE moved) AS p
+            WHERE m.project = p.project AND m.xid = v_xid AND NOT m.moved_lists
+        )
+        INSERT INTO relation_change (project, xid, kind, relation_id, type_alias, parent, child, comment,
+                                     created_at)
+        SELECT project, v_xid, kind, relation_id, type_alias, parent, child, comment, created_at FROM (
+            SELECT project, 'relation.updated' AS kind, id AS relation_id, type_alias, parent, child,
+                   comment, created_at, 0 AS part, id AS rank
+            FROM changed WHERE commented
+            UNION ALL
+            SELECT DISTINCT project, 'list.reordered', NULL::bigint, type_alias, parent, NULL::uuid,
+                   NULL::text, NULL::timestamptz, 1, 0
+            FROM changed WHERE moved
+        ) AS events ORDER BY part, rank, parent, type_alias;
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE FUNCTION relation_type_change_data(t relation_type) RETURNS jsonb
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT jsonb_build_object(
+        '_id', t.type_id, 'alias', t.alias, 'name', t.name, 'isBidirectional', t.is_bidirectional,
+        'isDependency', t.is_dependency, 'parentObjectType', t.parent_object_type,
+        'childObjectType', t.child_object_type, 'cardinality', t.cardinality,
+        '_createDate', to_char(t.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+        '_updateDate', to_char(t.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'))
+$$;
+
+CREATE OR REPLACE FUNCTION relation_type_change_log() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    v_xid bigint;
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        v_xid := relation_change_mark(ARRAY(SELECT DISTINCT project FROM old_rows));
+        INSERT INTO relation_change (project, xid, kind, type_alias, type_data)
+        SELECT o.project, v_xid, 'relationType.deleted', o.alias, relation_type_change_data(o)
+        FROM old_rows AS o ORDER BY o.alias;
+    ELSE
+        v_xid := relation_change_mark(ARRAY(SELECT DISTINCT project FROM new_rows));
+        INSERT INTO relation_change (project, xid, kind, type_alias, type_data)
+        SELECT n.project, v_xid, CASE TG_OP WHEN 'INSERT' THEN 'relationType.created'
+                                     ELSE 'relationType.updated' END,
+               n.alias, relation_type_change_data(n)
+        FROM new_rows AS n ORDER BY n.alias;
+    END IF;
+    RETURN NULL;
+END $$;
+
+-- At commit (deferred), once per marker row: the ordering key from a fresh snapshot (READ COMMITTED
+-- takes one for deferred triggers and for each statement of a volatile function), the lists' ETags of
+-- list.reordered (one event per list kept), and the wake-up of waiting readers.
+CREATE OR REPLACE FUNCTION relation_change_commit_key() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    v_moved boolean;
+BEGIN
+    -- NEW is the row as inserted; `moved_lists` may have been set since, so it is read back here.
+    UPDATE relation_change_commit
+    SET commit_key = int8send(pg_snapshot_xmax(s.snapshot)::text::bigint)
+                     || int4send(2147483647 - (SELECT count(*)::integer FROM pg_snapshot_xip(s.snapshot)))
+                     || int8send(NEW.xid),
+        committed_at = clock_timestamp()
+    FROM (SELECT pg_current_snapshot() AS snapshot) AS s
+    WHERE project = NEW.project AND xid = NEW.xid
+    RETURNING moved_lists INTO v_moved;
+    IF v_moved THEN
+        DELETE FROM relation_change AS c USING (
+            SELECT id, row_number() OVER (PARTITION BY parent, type_alias ORDER BY id) AS n
+            FROM relation_change WHERE project = NEW.project AND xid = NEW.xid AND kind = 'list.reordered'
+        ) AS repeated
+        WHERE c.project = NEW.project AND c.xid = NEW.xid AND c.id = repeated.id AND repeated.n > 1;
+        UPDATE relation_change AS c SET list_size = l.size, list_version = l.version
+        FROM child_list AS l
+        WHERE c.project = NEW.project AND c.xid = NEW.xid AND c.kind = 'list.reordered'
+          AND l.project = c.project AND l.parent = c.parent AND l.type_alias = c.type_alias;
+    END IF;
+    PERFORM pg_notify('relation_changes', NEW.project);
+    RETURN NULL;
+END $$;
+
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'relation_logged_insert') THEN
+        CREATE CONSTRAINT TRIGGER relation_change_committed AFTER INSERT ON relation_change_commit
+            DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION relation_change_commit_key();
+        CREATE TRIGGER relation_logged_insert AFTER INSERT ON relation
+            REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION relation_change_log();
+        CREATE TRIGGER relation_logged_delete AFTER DELETE ON relation
+            REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION relation_change_log();
+        CREATE TRIGGER relation_logged_update AFTER UPDATE ON relation
+            REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION relation_change_log();
+        CREATE TRIGGER relation_type_logged_insert AFTER INSERT ON relation_type
+            REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION relation_type_change_log();
+        CREATE TRIGGER relation_type_logged_delete AFTER DELETE ON relation_type
+            REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION relation_type_change_log();
+        CREATE TRIGGER relation_type_logged_update AFTER UPDATE ON relation_type
+            REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION relation_type_change_log();
+    END IF;
+END $$;
+
+INSERT INTO schema_version (version) VALUES (7) ON CONFLICT (version) DO NOTHING;
