@@ -249,39 +249,37 @@ CREATE TABLE IF NOT EXISTS relation_change_horizon (
     pruned_key  bytea  NOT NULL
 );
 
--- The writing transaction's marker rows (one per project it writes). The ordering key needs the
--- commit-time snapshot that only READ COMMITTED gives a deferred trigger, hence the guard.
-CREATE OR REPLACE FUNCTION relation_change_mark(p_projects text[]) RETURNS bigint
-LANGUAGE plpgsql VOLATILE AS $$
-DECLARE
-    v_xid bigint;
+-- The statement triggers. Each writes its events and the transaction's marker rows (one per project,
+-- ON CONFLICT DO NOTHING: the deferred trigger below then fires once per transaction and project) in
+-- one statement. The ordering key needs the commit-time snapshot that only READ COMMITTED gives a
+-- deferred trigger, hence the guard.
+CREATE OR REPLACE FUNCTION relation_change_guard() RETURNS bigint LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
-    IF cardinality(p_projects) = 0 THEN
-        RETURN NULL;  -- a statement that changed no row
-    END IF;
-    v_xid := pg_current_xact_id()::text::bigint;
     IF current_setting('transaction_isolation') <> 'read committed' THEN
         RAISE EXCEPTION 'relations are written in READ COMMITTED transactions only (the change log orders them by their commit-time snapshot)'
             USING ERRCODE = 'feature_not_supported';
     END IF;
-    INSERT INTO relation_change_commit (project, xid)
-    SELECT DISTINCT unnest(p_projects), v_xid
-    ON CONFLICT (project, xid) DO NOTHING;
-    RETURN v_xid;
+    RETURN pg_current_xact_id()::text::bigint;
 END $$;
 
 CREATE OR REPLACE FUNCTION relation_change_log() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
-    v_xid bigint;
+    v_xid bigint := relation_change_guard();
 BEGIN
     IF TG_OP = 'INSERT' THEN
-        v_xid := relation_change_mark(ARRAY(SELECT DISTINCT project FROM new_rows));
+        WITH marked AS (
+            INSERT INTO relation_change_commit (project, xid) SELECT DISTINCT project, v_xid FROM new_rows
+            ON CONFLICT (project, xid) DO NOTHING
+        )
         INSERT INTO relation_change (project, xid, kind, relation_id, type_alias, parent, child, comment,
                                      created_at)
         SELECT project, v_xid, 'relation.created', id, type_alias, parent, child, comment, created_at
         FROM new_rows ORDER BY id;
     ELSIF TG_OP = 'DELETE' THEN
-        v_xid := relation_change_mark(ARRAY(SELECT DISTINCT project FROM old_rows));
+        WITH marked AS (
+            INSERT INTO relation_change_commit (project, xid) SELECT DISTINCT project, v_xid FROM old_rows
+            ON CONFLICT (project, xid) DO NOTHING
+        )
         INSERT INTO relation_change (project, xid, kind, relation_id, type_alias, parent, child, comment,
                                      created_at)
         SELECT project, v_xid, 'relation.deleted', id, type_alias, parent, child, comment, created_at
@@ -289,18 +287,14 @@ BEGIN
     ELSE
         -- A comment change is relation.updated; a change of positions is one list.reordered per list
         -- (completed at commit with the list's ETag, and kept once per list and transaction).
-        IF NOT EXISTS (SELECT 1 FROM new_rows AS n JOIN old_rows AS o ON o.project = n.project AND o.id = n.id
-                       WHERE o.comment IS DISTINCT FROM n.comment OR o.position <> n.position) THEN
-            RETURN NULL;
-        END IF;
-        v_xid := relation_change_mark(ARRAY(SELECT DISTINCT project FROM new_rows));
         WITH changed AS (
             SELECT n.*, o.comment IS DISTINCT FROM n.comment AS commented, o.position <> n.position AS moved
             FROM new_rows AS n JOIN old_rows AS o ON o.project = n.project AND o.id = n.id
-        ), lists AS (
-            UPDATE relation_change_commit AS m SET moved_lists = true
-            FROM (SELECT DISTINCT project FROM changed WHERE moved) AS p
-            WHERE m.project = p.project AND m.xid = v_xid AND NOT m.moved_lists
+            WHERE o.comment IS DISTINCT FROM n.comment OR o.position <> n.position
+        ), marked AS (
+            INSERT INTO relation_change_commit AS m (project, xid, moved_lists)
+            SELECT project, v_xid, bool_or(moved) FROM changed GROUP BY project
+            ON CONFLICT (project, xid) DO UPDATE SET moved_lists = true WHERE excluded.moved_lists
         )
         INSERT INTO relation_change (project, xid, kind, relation_id, type_alias, parent, child, comment,
                                      created_at)
@@ -329,15 +323,21 @@ $$;
 
 CREATE OR REPLACE FUNCTION relation_type_change_log() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
-    v_xid bigint;
+    v_xid bigint := relation_change_guard();
 BEGIN
     IF TG_OP = 'DELETE' THEN
-        v_xid := relation_change_mark(ARRAY(SELECT DISTINCT project FROM old_rows));
+        WITH marked AS (
+            INSERT INTO relation_change_commit (project, xid) SELECT DISTINCT project, v_xid FROM old_rows
+            ON CONFLICT (project, xid) DO NOTHING
+        )
         INSERT INTO relation_change (project, xid, kind, type_alias, type_data)
         SELECT o.project, v_xid, 'relationType.deleted', o.alias, relation_type_change_data(o)
         FROM old_rows AS o ORDER BY o.alias;
     ELSE
-        v_xid := relation_change_mark(ARRAY(SELECT DISTINCT project FROM new_rows));
+        WITH marked AS (
+            INSERT INTO relation_change_commit (project, xid) SELECT DISTINCT project, v_xid FROM new_rows
+            ON CONFLICT (project, xid) DO NOTHING
+        )
         INSERT INTO relation_change (project, xid, kind, type_alias, type_data)
         SELECT n.project, v_xid, CASE TG_OP WHEN 'INSERT' THEN 'relationType.created'
                                      ELSE 'relationType.updated' END,
@@ -376,6 +376,75 @@ BEGIN
     END IF;
     PERFORM pg_notify('relation_changes', NEW.project);
     RETURN NULL;
+END $$;
+
+-- The delivery bound of a reader: the largest commit-key xmax it may deliver now. Every transaction
+-- that may still commit a change is either in progress with the change log's marker table locked (its
+-- xid, read here from pg_locks, is below its future xmax) or takes that lock after this statement's
+-- snapshot (its commit snapshot's xmax is then at least this snapshot's xmax). So the bound is the
+-- smaller of this snapshot's xmax - 1 and the oldest such writer's xid. Unlike the snapshot's xmin,
+-- it ignores transactions that write no change (other tables, other databases of the server). The
+-- events must then be read under a later snapshot (relation_change_page's second statement), so that
+-- every transaction committed before the lock table was read is visible.
+CREATE OR REPLACE FUNCTION relation_change_bound() RETURNS bigint LANGUAGE sql VOLATILE AS $$
+    WITH snapshot AS (SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS xmax),
+    writers AS (
+        SELECT own.transactionid::text::bigint AS xid32
+        FROM pg_locks AS held JOIN pg_locks AS own ON own.virtualtransaction = held.virtualtransaction
+        WHERE held.locktype = 'relation' AND held.relation = 'relation_change_commit'::regclass
+          AND held.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+          AND held.mode = 'RowExclusiveLock' AND held.granted
+          AND own.locktype = 'transactionid' AND own.mode = 'ExclusiveLock' AND own.granted
+    )
+    -- pg_locks shows 32-bit xids: the full xid is the one nearest this snapshot's xmax.
+    SELECT least(snapshot.xmax - 1,
+                 min(snapshot.xmax + (w.xid32 - snapshot.xmax % 4294967296 + 6442450944) % 4294967296
+                     - 2147483648))
+    FROM snapshot LEFT JOIN writers AS w ON true GROUP BY snapshot.xmax
+$$;
+
+-- A page of the change log after (p_key, p_id): one project's (p_project) or every project's (NULL),
+-- at most p_limit events in commit order, each row also carrying the bound, the retention horizon
+-- (the project's, or the newest of any project) and the first committed key not deliverable yet; one
+-- row with NULL event columns when there is no event. Two statements, hence a function: the bound
+-- first, then the events under a fresh snapshot (READ COMMITTED; see relation_change_bound).
+CREATE OR REPLACE FUNCTION relation_change_page(p_project text, p_key bytea, p_id bigint, p_limit integer)
+RETURNS TABLE (bound bigint, pruned_key bytea, held_key bytea, commit_key bytea, committed_at timestamptz,
+               project text, id bigint, kind text, relation_id bigint, type_alias text, parent uuid,
+               child uuid, comment text, created_at timestamptz, list_size bigint, list_version bigint,
+               type_data jsonb)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_bound bigint := relation_change_bound();
+    v_end bytea := int8send(v_bound + 1);  -- keys below it have xmax <= v_bound
+BEGIN
+    RETURN QUERY
+    WITH meta AS (
+        SELECT v_bound AS bound,
+               (SELECT h.pruned_key FROM relation_change_horizon AS h
+                WHERE p_project IS NULL OR h.project = p_project
+                ORDER BY h.pruned_key DESC LIMIT 1) AS pruned_key,
+               (SELECT m.commit_key FROM relation_change_commit AS m
+                WHERE (p_project IS NULL OR m.project = p_project) AND m.commit_key IS NOT NULL
+                  AND m.commit_key >= v_end
+                ORDER BY m.commit_key LIMIT 1) AS held_key
+    ), tx AS (
+        SELECT m.project, m.xid, m.commit_key, m.committed_at FROM relation_change_commit AS m
+        WHERE (p_project IS NULL OR m.project = p_project) AND m.commit_key IS NOT NULL
+          AND m.commit_key >= p_key AND m.commit_key < v_end
+        ORDER BY m.commit_key LIMIT p_limit
+    ), page AS (
+        SELECT tx.commit_key, tx.committed_at, c.project, c.id, c.kind, c.relation_id, c.type_alias,
+               c.parent, c.child, c.comment, c.created_at, c.list_size, c.list_version, c.type_data
+        FROM tx CROSS JOIN LATERAL (
+            SELECT * FROM relation_change AS e
+            WHERE e.project = tx.project AND e.xid = tx.xid AND (tx.commit_key > p_key OR e.id > p_id)
+            ORDER BY e.id LIMIT p_limit
+        ) AS c
+        ORDER BY tx.commit_key, c.id LIMIT p_limit
+    )
+    SELECT meta.bound, meta.pruned_key, meta.held_key, page.*
+    FROM meta LEFT JOIN page ON true ORDER BY page.commit_key, page.id;
 END $$;
 
 DO $$

@@ -19,6 +19,9 @@ from starlette.types import ASGIApp
 
 from service import docs, health, messages, metrics
 from service.auth import Authenticator
+from service.changes.listener import Listener
+from service.changes.retention import prune_forever as prune_changes_forever
+from service.changes.routes import routes as change_routes
 from service.child_lists.routes import routes as child_list_routes
 from service.db import Database
 from service.errors import ApiError, MethodNotAllowed, NotFound
@@ -83,6 +86,7 @@ def api_routes() -> list[BaseRoute]:
     # Starlette tries routes in order: the API's hot reads first (their paths overlap nothing else).
     return [
         *relation_routes,
+        *change_routes,
         *relation_type_routes,
         *child_list_routes,
         *alias_routes,
@@ -152,11 +156,19 @@ def create_app(settings: Settings | None = None) -> Starlette:
         statement_timeout_ms=settings.statement_timeout_ms,
     )
 
+    listener = Listener(db)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         assert settings.database_url
         await start_database(settings.database_url, db, wait_seconds=settings.startup_wait_seconds)
-        chores = [asyncio.create_task(prune_forever(db, hours=settings.idempotency_hours))]
+        chores = [
+            asyncio.create_task(prune_forever(db, hours=settings.idempotency_hours)),
+            asyncio.create_task(listener.run()),
+            asyncio.create_task(
+                prune_changes_forever(db, retention_seconds=settings.changes_retention_seconds)
+            ),
+        ]
         if metrics.MULTIPROCESS_DIR is not None:
             chores.append(asyncio.create_task(metrics.keep_pool_current(db)))
         # Start-up objects (modules, routes, settings) never die: out of the collector's way, so its
@@ -186,6 +198,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     app.state.settings = settings
     app.state.db = db
+    app.state.changes_listener = listener
     app.state.authenticator = Authenticator(settings, db)
     app.state.link_templates = route_templates(routes)
     return app

@@ -42,22 +42,31 @@ transactions that could conflict (the same list's lock, the same row) are such a
 takes its commit snapshot only after the earlier released its locks, i.e. committed. And an
 acknowledged write's successor, started after the acknowledgement, sorts after it.
 
-Delivery. A reader delivers exactly the transactions whose key's xmax is at most the xmin of its own
-snapshot (in the same statement as the read, so it sees all of them): every transaction that could
-still commit has an xid at or above that xmin (it is in progress, or not yet begun), so its xmax will
-be above it and its key larger. A cursor (the last delivered key and event id) is therefore final:
-nothing later sorts before it, and a consumer following it sees each change once, in commit order.
-The price is latency: a committed change waits until every transaction that had an xid when it
-committed has ended, so the feed lags by the oldest running writer (milliseconds for the API's
-statements; a long import delays every project's feed by its duration). Writers must be READ
-COMMITTED (the trigger refuses others), because a REPEATABLE READ transaction's deferred trigger
-would see its first snapshot, not a commit-time one.
+Delivery. A reader may deliver exactly the transactions whose key's xmax is at most a bound below
+which no key can appear any more. The xmin of its own snapshot is such a bound (every transaction
+that could still commit has an xid at or above it, so its xmax will be above it), but it counts every
+transaction of the whole PostgreSQL server (xids are shared by its databases), so any long transaction
+anywhere would hold the feed back. The bound used (schema.sql's relation_change_bound) counts only
+writers of this change log: the smaller of this snapshot's xmax - 1 and the xid of the oldest
+transaction that holds the lock its marker insert takes on `relation_change_commit` (read from
+pg_locks after the snapshot was taken). A writer in progress then has an xid at or above the bound,
+and its xmax will be above its xid; a writer that takes that lock later takes its commit snapshot
+later, and its xmax is at least this snapshot's xmax, also above the bound. The events are then read
+under a later snapshot (the second statement of relation_change_page), in which every transaction that
+had the lock and was no longer holding it when pg_locks was read has committed (or rolled back).
+So a cursor (the last delivered key and event id) is final: nothing later sorts before it, and a
+consumer following it sees each change once, in commit order. The price is latency: a committed
+change waits until every writer that was running at its commit has ended, so the feed lags by the
+oldest running writer (milliseconds for the API's statements; a long import delays every project's
+feed by its duration). Writers must be READ COMMITTED (the trigger refuses others), because a
+REPEATABLE READ transaction's deferred trigger would see its first snapshot, not a commit-time one.
 
-Compared: SpiceDB's Postgres datastore keys revisions by xid and snapshot and, for Watch, holds back
-transactions not yet visible below the current snapshot's xmin, as here; OpenFGA's ReadChanges
-instead hides changes newer than a fixed horizon (a time window), which skips a transaction that
-commits later than the window. A key taken from the commit-time snapshot needs neither a global lock
-nor a clock.
+Compared: SpiceDB's Postgres datastore stores each transaction's xid and snapshot and its Watch
+delivers only what the current snapshot's xmin has passed (here: a bound that ignores non-writers);
+it orders by xid within that, which the lock-wait case above breaks. OpenFGA's ReadChanges hides
+changes newer than a fixed horizon (a time window) and orders by a ULID taken at write time: a
+transaction that commits later than the window after its write is skipped. A key taken from the
+commit-time snapshot needs neither a global lock nor a clock.
 
 Reading (this package's interface, also for the webhook dispatcher): `feed.read_project` (one
 project's changes after a `Position`) and `feed.read_all` (every project's, for a dispatcher following

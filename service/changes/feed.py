@@ -17,8 +17,8 @@ class Page:
     """Changes after a position, oldest first, and what the reader learnt on the way.
 
     `position`: after the last change (or the position read from, when there is none). `held_xmax`:
-    the snapshot xmax of the first committed transaction not deliverable yet (it waits for older
-    transactions to end: deliverable once the database's xmin reaches it), else None. `gone`: changes
+    the commit-snapshot xmax of the first committed transaction not deliverable yet (it waits for
+    older writers to end: deliverable once `queries.bound` reaches it), else None. `gone`: changes
     after the position read from have been pruned (retention)."""
 
     changes: list[Change]
@@ -42,13 +42,13 @@ def _page(rows: list[Any], after: Position) -> Page:
 
 async def read_project(db: Database, *, project: str, after: Position, limit: int) -> Page:
     """The project's committed changes after `after`, at most `limit`, in commit order."""
-    return _page(await queries.project_page(db, project=project, after=after, limit=limit), after)
+    return _page(await queries.page(db, project=project, after=after, limit=limit), after)
 
 
 async def read_all(db: Database, *, after: Position, limit: int) -> Page:
     """Every project's committed changes after `after` (a position from this function), at most
     `limit`, in commit order; `gone` when any project's pruned changes lie after it."""
-    return _page(await queries.all_page(db, after=after, limit=limit), after)
+    return _page(await queries.page(db, project=None, after=after, limit=limit), after)
 
 
 async def first(db: Database, *, project: str) -> Position:
@@ -58,4 +58,4 @@ async def first(db: Database, *, project: str) -> Position:
 
 async def end(db: Database) -> Position:
     """After every change a reader may deliver now (`since=now`)."""
-    return Position.end(await queries.current_xmin(db))
+    return Position.end(await queries.bound(db))

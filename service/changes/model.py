@@ -26,16 +26,16 @@ _TOKEN_HEAD = struct.Struct(">BIq")  # version, crc32 of the project, event id; 
 @dataclass(frozen=True, order=True)
 class Position:
     """A place in the log: after the event `id` of the transaction with `commit_key` (bytes compare as
-    the keys do). `START` is before everything; `Position.end(xmin)` after every transaction a reader
-    with that snapshot xmin may deliver, and before every one it may not."""
+    the keys do). `START` is before everything; `Position.end(bound)` after every transaction a
+    reader with that delivery bound may deliver (xmax ≤ bound), and before every one it may not."""
 
     commit_key: bytes
     id: int
 
     @classmethod
-    def end(cls, xmin: int) -> Position:
-        # A key of int8send(xmin + 1) alone sorts after every (xmax ≤ xmin, …) key and before the rest.
-        return cls(struct.pack(">q", xmin + 1), 0)
+    def end(cls, bound: int) -> Position:
+        # A key of int8send(bound + 1) alone sorts after every (xmax ≤ bound, …) key and before the rest.
+        return cls(struct.pack(">q", bound + 1), 0)
 
     def token(self, project: str) -> str:
         raw = _TOKEN_HEAD.pack(_TOKEN_VERSION, zlib.crc32(project.encode()), self.id) + self.commit_key
