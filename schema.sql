@@ -355,14 +355,22 @@ DECLARE
     v_moved boolean;
 BEGIN
     -- NEW is the row as inserted; `moved_lists` may have been set since, so it is read back here.
-    UPDATE relation_change_commit
-    SET commit_key = int8send(pg_snapshot_xmax(s.snapshot)::text::bigint)
-                     || int4send(2147483647 - (SELECT count(*)::integer FROM pg_snapshot_xip(s.snapshot)))
-                     || int8send(NEW.xid),
-        committed_at = clock_timestamp()
-    FROM (SELECT pg_current_snapshot() AS snapshot) AS s
-    WHERE project = NEW.project AND xid = NEW.xid
-    RETURNING moved_lists INTO v_moved;
+    -- The block (an exception clause makes it a subtransaction) gives this write an xid of its own,
+    -- assigned after the snapshot was taken, so at least its xmax: committing it moves every later
+    -- snapshot's xmax past this key's, and the transaction is deliverable at once when no other
+    -- writer runs (else a quiet server would hold it back until some other transaction ended).
+    BEGIN
+        UPDATE relation_change_commit
+        SET commit_key = int8send(pg_snapshot_xmax(s.snapshot)::text::bigint)
+                         || int4send(2147483647 - (SELECT count(*)::integer FROM pg_snapshot_xip(s.snapshot)))
+                         || int8send(NEW.xid),
+            committed_at = clock_timestamp()
+        FROM (SELECT pg_current_snapshot() AS snapshot) AS s
+        WHERE project = NEW.project AND xid = NEW.xid
+        RETURNING moved_lists INTO v_moved;
+    EXCEPTION WHEN no_data_found THEN
+        RAISE;  -- never raised: the clause is there for the subtransaction
+    END;
     IF v_moved THEN
         DELETE FROM relation_change AS c USING (
             SELECT id, row_number() OVER (PARTITION BY parent, type_alias ORDER BY id) AS n
