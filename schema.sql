@@ -198,8 +198,9 @@ END $$;
 -- GET /relation/changes and the webhook dispatcher in commit order. The ordering argument is in
 -- service/changes/__init__.py; in short: each writing transaction records, at commit, a key made of
 -- its commit-time snapshot (xmax, then the number of transactions still running, fewer sorting later,
--- then its xid), and a reader delivers only transactions whose key starts at or below the xmin of its
--- own snapshot, so nothing can later commit with a smaller key.
+-- then its xid), publishing a lower bound of it while it commits, and a reader delivers only keys
+-- below both its own snapshot's xmax and every published bound, so nothing can later commit with a
+-- smaller key.
 
 -- One row per (project, writing transaction): inserted by the statement triggers (ON CONFLICT DO
 -- NOTHING), completed at commit by the deferred constraint trigger below with the ordering key.
@@ -354,6 +355,11 @@ CREATE OR REPLACE FUNCTION relation_change_commit_key() RETURNS trigger LANGUAGE
 DECLARE
     v_moved boolean;
 BEGIN
+    -- Readers must know the key of a transaction between its commit snapshot and its commit: a
+    -- shared advisory lock, visible in pg_locks at once and released only once the commit is visible,
+    -- publishes a lower bound of its xmax (taken before the key's snapshot, so never above it).
+    PERFORM pg_advisory_xact_lock_shared(
+        1919247211, (pg_snapshot_xmax(pg_current_snapshot())::text::bigint % 4294967296)::bit(32)::integer);
     -- NEW is the row as inserted; `moved_lists` may have been set since, so it is read back here.
     -- The block (an exception clause makes it a subtransaction) gives this write an xid of its own,
     -- assigned after the snapshot was taken, so at least its xmax: committing it moves every later
@@ -386,29 +392,26 @@ BEGIN
     RETURN NULL;
 END $$;
 
--- The delivery bound of a reader: the largest commit-key xmax it may deliver now. Every transaction
--- that may still commit a change is either in progress with the change log's marker table locked (its
--- xid, read here from pg_locks, is below its future xmax) or takes that lock after this statement's
--- snapshot (its commit snapshot's xmax is then at least this snapshot's xmax). So the bound is the
--- smaller of this snapshot's xmax - 1 and the oldest such writer's xid. Unlike the snapshot's xmin,
--- it ignores transactions that write no change (other tables, other databases of the server). The
--- events must then be read under a later snapshot (relation_change_page's second statement), so that
--- every transaction committed before the lock table was read is visible.
+-- The delivery bound of a reader: the largest commit-key xmax it may deliver now. A transaction that
+-- commits after this call has either published its key's lower bound already (the advisory lock of
+-- relation_change_commit_key, held until its commit is visible) or takes its commit snapshot after
+-- this statement's snapshot, so its xmax is at least this snapshot's xmax. So the bound is one below
+-- the smaller of this snapshot's xmax and the smallest published xmax. Unlike a snapshot's xmin, it
+-- ignores transactions that write no change (other tables, other databases of the server). The
+-- events must then be read under a later snapshot (relation_change_page's second statement), in which
+-- every transaction whose lock was gone when pg_locks was read is visible.
 CREATE OR REPLACE FUNCTION relation_change_bound() RETURNS bigint LANGUAGE sql VOLATILE AS $$
     WITH snapshot AS (SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS xmax),
-    writers AS (
-        SELECT own.transactionid::text::bigint AS xid32
-        FROM pg_locks AS held JOIN pg_locks AS own ON own.virtualtransaction = held.virtualtransaction
-        WHERE held.locktype = 'relation' AND held.relation = 'relation_change_commit'::regclass
-          AND held.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-          AND held.mode = 'RowExclusiveLock' AND held.granted
-          AND own.locktype = 'transactionid' AND own.mode = 'ExclusiveLock' AND own.granted
+    published AS (
+        SELECT objid::text::bigint AS xmax32 FROM pg_locks
+        WHERE locktype = 'advisory' AND classid = 1919247211::oid AND objsubid = 2 AND granted
+          AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
     )
-    -- pg_locks shows 32-bit xids: the full xid is the one nearest this snapshot's xmax.
-    SELECT least(snapshot.xmax - 1,
-                 min(snapshot.xmax + (w.xid32 - snapshot.xmax % 4294967296 + 6442450944) % 4294967296
-                     - 2147483648))
-    FROM snapshot LEFT JOIN writers AS w ON true GROUP BY snapshot.xmax
+    -- pg_locks holds the low 32 bits: the full xmax is the one nearest this snapshot's.
+    SELECT least(snapshot.xmax,
+                 min(snapshot.xmax + (p.xmax32 - snapshot.xmax % 4294967296 + 6442450944) % 4294967296
+                     - 2147483648)) - 1
+    FROM snapshot LEFT JOIN published AS p ON true GROUP BY snapshot.xmax
 $$;
 
 -- A page of the change log after (p_key, p_id): one project's (p_project) or every project's (NULL),
