@@ -429,33 +429,57 @@ DECLARE
     v_bound bigint := relation_change_bound();
     v_end bytea := int8send(v_bound + 1);  -- keys below it have xmax <= v_bound
 BEGIN
-    RETURN QUERY
-    WITH meta AS (
-        SELECT v_bound AS bound,
-               (SELECT h.pruned_key FROM relation_change_horizon AS h
-                WHERE p_project IS NULL OR h.project = p_project
-                ORDER BY h.pruned_key DESC LIMIT 1) AS pruned_key,
-               (SELECT m.commit_key FROM relation_change_commit AS m
-                WHERE (p_project IS NULL OR m.project = p_project) AND m.commit_key IS NOT NULL
-                  AND m.commit_key >= v_end
-                ORDER BY m.commit_key LIMIT 1) AS held_key
-    ), tx AS (
-        SELECT m.project, m.xid, m.commit_key, m.committed_at FROM relation_change_commit AS m
-        WHERE (p_project IS NULL OR m.project = p_project) AND m.commit_key IS NOT NULL
-          AND m.commit_key >= p_key AND m.commit_key < v_end
-        ORDER BY m.commit_key LIMIT p_limit
-    ), page AS (
-        SELECT tx.commit_key, tx.committed_at, c.project, c.id, c.kind, c.relation_id, c.type_alias,
-               c.parent, c.child, c.comment, c.created_at, c.list_size, c.list_version, c.type_data
-        FROM tx CROSS JOIN LATERAL (
-            SELECT * FROM relation_change AS e
-            WHERE e.project = tx.project AND e.xid = tx.xid AND (tx.commit_key > p_key OR e.id > p_id)
-            ORDER BY e.id LIMIT p_limit
-        ) AS c
-        ORDER BY tx.commit_key, c.id LIMIT p_limit
-    )
-    SELECT meta.bound, meta.pruned_key, meta.held_key, page.*
-    FROM meta LEFT JOIN page ON true ORDER BY page.commit_key, page.id;
+    -- Two queries, not one with "p_project IS NULL OR …": each keeps a plan on its own index.
+    IF p_project IS NOT NULL THEN
+        RETURN QUERY
+        WITH meta AS (
+            SELECT (SELECT h.pruned_key FROM relation_change_horizon AS h WHERE h.project = p_project)
+                       AS pruned_key,
+                   (SELECT m.commit_key FROM relation_change_commit AS m
+                    WHERE m.project = p_project AND m.commit_key IS NOT NULL AND m.commit_key >= v_end
+                    ORDER BY m.commit_key LIMIT 1) AS held_key
+        ), tx AS (
+            SELECT m.project, m.xid, m.commit_key, m.committed_at FROM relation_change_commit AS m
+            WHERE m.project = p_project AND m.commit_key IS NOT NULL
+              AND m.commit_key >= p_key AND m.commit_key < v_end
+            ORDER BY m.commit_key LIMIT p_limit
+        ), page AS (
+            SELECT tx.commit_key, tx.committed_at, c.project, c.id, c.kind, c.relation_id, c.type_alias,
+                   c.parent, c.child, c.comment, c.created_at, c.list_size, c.list_version, c.type_data
+            FROM tx CROSS JOIN LATERAL (
+                SELECT * FROM relation_change AS e
+                WHERE e.project = tx.project AND e.xid = tx.xid AND (tx.commit_key > p_key OR e.id > p_id)
+                ORDER BY e.id LIMIT p_limit
+            ) AS c
+            ORDER BY tx.commit_key, c.id LIMIT p_limit
+        )
+        SELECT v_bound, meta.pruned_key, meta.held_key, page.*
+        FROM meta LEFT JOIN page ON true ORDER BY page.commit_key, page.id;
+    ELSE
+        RETURN QUERY
+        WITH meta AS (
+            SELECT (SELECT h.pruned_key FROM relation_change_horizon AS h
+                    ORDER BY h.pruned_key DESC LIMIT 1) AS pruned_key,
+                   (SELECT m.commit_key FROM relation_change_commit AS m
+                    WHERE m.commit_key IS NOT NULL AND m.commit_key >= v_end
+                    ORDER BY m.commit_key LIMIT 1) AS held_key
+        ), tx AS (
+            SELECT m.project, m.xid, m.commit_key, m.committed_at FROM relation_change_commit AS m
+            WHERE m.commit_key IS NOT NULL AND m.commit_key >= p_key AND m.commit_key < v_end
+            ORDER BY m.commit_key LIMIT p_limit
+        ), page AS (
+            SELECT tx.commit_key, tx.committed_at, c.project, c.id, c.kind, c.relation_id, c.type_alias,
+                   c.parent, c.child, c.comment, c.created_at, c.list_size, c.list_version, c.type_data
+            FROM tx CROSS JOIN LATERAL (
+                SELECT * FROM relation_change AS e
+                WHERE e.project = tx.project AND e.xid = tx.xid AND (tx.commit_key > p_key OR e.id > p_id)
+                ORDER BY e.id LIMIT p_limit
+            ) AS c
+            ORDER BY tx.commit_key, c.id LIMIT p_limit
+        )
+        SELECT v_bound, meta.pruned_key, meta.held_key, page.*
+        FROM meta LEFT JOIN page ON true ORDER BY page.commit_key, page.id;
+    END IF;
 END $$;
 
 DO $$
