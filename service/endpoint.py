@@ -118,7 +118,8 @@ class ApiRoute(Route):
 def api_route(path: str, handler: Handler, *, method: str, name: str, scope: str) -> ApiRoute:
     """An authenticated API route for one method, requiring `scope`. Writes honour `Idempotency-Key`."""
     run = handler
-    if method in WRITE_METHODS:
+    writes = method in WRITE_METHODS
+    if writes:
         invalid = messages.RELATION_TYPE_INVALID if scope == TYPES_WRITE else messages.RELATION_INVALID
         run = idempotent(handler, invalid_message=invalid)
 
@@ -131,7 +132,11 @@ def api_route(path: str, handler: Handler, *, method: str, name: str, scope: str
         if scope not in principal.scopes:
             raise Forbidden()
         request.state.project = project
-        return await run(Context(request, principal, project))
+        response = await run(Context(request, principal, project))
+        if writes and response.status_code < 300:
+            # Committed: the change feed's listener notifies the other workers (service.changes).
+            request.app.state.after_write(project)
+        return response
 
     endpoint.__name__ = handler.__name__
     endpoint.__doc__ = handler.__doc__
