@@ -477,6 +477,14 @@ def main(argv: list[str] | None = None) -> int:
             f"commit-to-consumer lag p50 {feed_lag['p50_ms']:.1f} ms, p99 {feed_lag['p99_ms']:.1f} ms, "
             f"max {feed_lag['max_ms']:.1f} ms"
         )
+        quiet = feed_lag["quiet"]
+        lines.append(
+            f"change feed without load ({quiet['events']} POSTs, one every 20 ms): lag p50 "
+            f"{quiet['p50_ms']:.1f} ms, p99 {quiet['p99_ms']:.1f} ms; from the POST's answer p50 "
+            f"{quiet['ack_p50_ms']:.1f} ms, p99 {quiet['ack_p99_ms']:.1f} ms; "
+            f"{quiet['duplicates']} repeated, "
+            f"{quiet['missing']} missing"
+        )
     lines.append("")
     lines.extend(targets(rows, refs, scale, small_scale, memory))
     if feed_lag:
@@ -498,7 +506,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     log(f"raw results in {bench.out} ({time.monotonic() - started:.0f} s)")
     failed = reliability.get("ok") is False or any(r.errors for r in bench.results if r.name != "memory")
-    failed = failed or bool(feed_lag.get("duplicates"))
+    quiet_feed = feed_lag.get("quiet", {})
+    failed = failed or bool(
+        feed_lag.get("duplicates") or quiet_feed.get("duplicates") or quiet_feed.get("missing")
+    )
     return 1 if failed else 0
 
 
