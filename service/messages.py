@@ -97,3 +97,7 @@ JSON_API_SHAPE = 'Body must be a JSON:API document: {"data": [{"type": ..., "id"
 JSON_API_TO_MANY = "'data' must be an array of resource identifiers for a relation type of cardinality many."
 JSON_API_NULL = "'data' may be null only in a PATCH of a relation type of cardinality one."
 JSON_API_TYPE_MISMATCH = "Type '{type}' is not the child object type '{expected}' of relation type '{alias}'."
+
+# --- Rate limits and hardening (SPEC §13, issue 11) ---
+RATE_LIMITED = "This credential's request budget ({policy}) is used up; retry after {seconds} second(s)."
+AUTH_FAILURES_LIMITED = "Too many failed authentications from this address; retry after {seconds} second(s)."

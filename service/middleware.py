@@ -88,7 +88,9 @@ class Observe:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), id_header]
+                # The RateLimit fields the rate-limit step left for this answer (SPEC §13), whatever
+                # produced it: the handler, an error, or a crash.
+                message["headers"] = [*message.get("headers", ()), id_header, *state.get("rate_limit", ())]
             await send(message)
 
         try:

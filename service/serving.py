@@ -1,0 +1,78 @@
+"""The HTTP protocol `relations serve` runs: uvicorn's httptools protocol with the two limits uvicorn
+has only for h11 or not at all — a request's headers must arrive within
+RELATIONS_HEADER_TIMEOUT_SECONDS of the connection (or of the request's first byte) and be at most
+RELATIONS_MAX_HEADER_BYTES; else the connection gets a plain 408 or 431 and is closed. A client that
+never finishes its headers no longer holds a connection (and one of RELATIONS_MAX_CONNECTIONS) open.
+
+uvicorn takes the protocol class by import path (`--http`), so each worker imports this module."""
+
+from __future__ import annotations
+
+import asyncio
+from functools import cache
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from service.settings import Settings
+
+TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+TOO_LARGE = b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+
+
+@cache
+def _limits() -> tuple[float, int]:
+    settings = Settings.from_env()
+    return float(settings.header_timeout_seconds), settings.max_header_bytes
+
+
+class GuardedHttpTools(HttpToolsProtocol):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.header_timeout, self.max_header_bytes = _limits()
+        self._header_bytes = 0
+        self._header_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._await_headers()
+
+    def _await_headers(self) -> None:
+        self._header_bytes = 0
+        if self._header_timer is None:
+            self._header_timer = self.loop.call_later(self.header_timeout, self._refuse, TIMEOUT)
+
+    def _headers_done(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _refuse(self, answer: bytes) -> None:
+        self._headers_done()
+        if not self.transport.is_closing():
+            self.transport.write(answer)
+            self.transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self._header_timer is not None:  # still reading a request's headers
+            self._header_bytes += len(data)
+            if self._header_bytes > self.max_header_bytes:
+                self._refuse(TOO_LARGE)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._await_headers()
+
+    def on_headers_complete(self) -> None:
+        self._headers_done()
+        super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        # Between requests uvicorn's keep-alive timeout applies; ours starts with the next request.
+        self._headers_done()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._headers_done()
+        super().connection_lost(exc)
