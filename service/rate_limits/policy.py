@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 
 # `50/s burst 100`; spaces are free, the unit is always per second.
-_POLICY = re.compile(r"\s*([0-9]{1,9})\s*/\s*s\s+burst\s+([0-9]{1,9})\s*", re.IGNORECASE)
+_POLICY = re.compile(r" *([0-9]{1,9}) */ *s +burst +([0-9]{1,9}) *", re.IGNORECASE)
 
 
 class InvalidPolicy(ValueError):
