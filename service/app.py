@@ -190,6 +190,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         exception_handlers={ApiError: api_error, HTTPException: http_error, Exception: crash},
         settings=settings,
     )
+    # Never a redirect built from the Host header: TrailingSlash has already dropped trailing slashes,
+    # and any other path that matches no route is a 404 in the envelope.
+    app.router.redirect_slashes = False
     app.state.settings = settings
     app.state.db = db
     app.state.authenticator = Authenticator(settings, db)

@@ -44,7 +44,7 @@ from service.relation_types.model import UNKNOWN, RelationTypeFields, object_typ
 from service.relations.model import represent_page
 
 PATH = "/relation/parent/{guid}/{alias}"
-BACKENDLESS = re.compile(r"^(?P<alias>[^:]+):(?P<object_type>[^:]+):(?P<cardinality>[1nN])$")
+BACKENDLESS = re.compile(r"(?P<alias>[^:]+):(?P<object_type>[^:]+):(?P<cardinality>[1nN])")
 # A window bigger than this is read as the whole list instead.
 WINDOW_LIMIT = 2000
 
@@ -59,7 +59,7 @@ class TypeSpec:
 
 
 def read_alias(raw: str) -> TypeSpec:
-    found = BACKENDLESS.match(raw)
+    found = BACKENDLESS.fullmatch(raw)
     if found is None:
         if alias_problem(raw):
             raise RelationTypeNotFound(raw[:100])
