@@ -71,14 +71,28 @@ def start(data_dir: Path, database: str = "relations") -> str:
     return url
 
 
+def running(pid: int) -> bool:
+    """Whether process `pid` exists and has not exited (an exited one may linger unreaped)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")
+
+
 def postmaster_pid(data_dir: Path) -> int | None:
-    """The embedded server's process id, from its `postmaster.pid`, while that process lives."""
+    """The embedded server's process id, from its `postmaster.pid`, while that process runs."""
     try:
         pid = int((data_dir / "pg" / "postmaster.pid").read_text().split()[0])
-        os.kill(pid, 0)
     except (OSError, ValueError, IndexError):
         return None
-    return pid
+    return pid if running(pid) else None
 
 
 def stop(data_dir: Path, *, wait_seconds: float = 30) -> bool:
@@ -93,7 +107,8 @@ def stop(data_dir: Path, *, wait_seconds: float = 30) -> bool:
         return False
     os.kill(pid, signal.SIGINT)
     deadline = time.monotonic() + wait_seconds
-    while postmaster_pid(data_dir) == pid and time.monotonic() < deadline:
+    # Until the process has exited, not only its pid file: PostgreSQL removes that just before.
+    while running(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     return True
 

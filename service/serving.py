@@ -16,6 +16,11 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from service.settings import Settings
 
+
+class HeadersTooLarge(Exception):
+    """Raised from a parser callback: httptools stops and uvicorn answers through send_400_response."""
+
+
 TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
 TOO_LARGE = b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
 
@@ -30,7 +35,9 @@ class GuardedHttpTools(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.header_timeout, self.max_header_bytes = _limits()
-        self._header_bytes = 0
+        self._header_bytes = 0  # the request line and headers parsed so far
+        self._unparsed_bytes = 0  # bytes received while the headers were still incomplete
+        self._oversized = False
         self._header_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -38,7 +45,7 @@ class GuardedHttpTools(HttpToolsProtocol):
         self._await_headers()
 
     def _await_headers(self) -> None:
-        self._header_bytes = 0
+        self._header_bytes = self._unparsed_bytes = 0
         if self._header_timer is None:
             self._header_timer = self.loop.call_later(self.header_timeout, self._refuse, TIMEOUT)
 
@@ -55,10 +62,30 @@ class GuardedHttpTools(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
-        if self._header_timer is not None:  # still reading a request's headers
-            self._header_bytes += len(data)
-            if self._header_bytes > self.max_header_bytes:
+        if self._header_timer is not None:  # still reading a request's headers: all of it was headers
+            self._unparsed_bytes += len(data)
+            if self._unparsed_bytes > self.max_header_bytes:
                 self._refuse(TOO_LARGE)
+
+    def _count(self, size: int) -> None:
+        self._header_bytes += size
+        if self._header_bytes > self.max_header_bytes:
+            self._oversized = True
+            raise HeadersTooLarge()
+
+    def on_url(self, url: bytes) -> None:
+        self._count(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count(len(name) + len(value) + 4)
+        super().on_header(name, value)
+
+    def send_400_response(self, msg: str) -> None:
+        if self._oversized:
+            self._refuse(TOO_LARGE)
+        else:
+            super().send_400_response(msg)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
