@@ -370,6 +370,10 @@ def main(argv: list[str] | None = None) -> int:
         refs["bare list"] = bench.measure("bare list", bare.url, Load("paths", (files["bare_parents"],)), {})
         rows.append(Row("bare: GET /parent/{guid} (20 rows)", refs["bare list"], "bare list"))
         route("id: GET /relation/{id}", service, Load("paths", (files["ids"],)))
+        if bench.wanted("id-limited"):
+            limited = {"Api-Key": keys[seed.LIMITED_KEY]}
+            result = bench.measure("id-limited", service.url, Load("paths", (files["ids"],)), limited)
+            rows.append(Row("id-limited: GET /relation/{id}, rate limit on", result))
         route(
             "parent: GET /relation/parent/{guid} (20)",
             service,
@@ -495,6 +499,11 @@ def targets(
             one.p99_ms < 2 * pk.p99_ms,
             f"{one.p99_ms / pk.p99_ms:.2f}",
         )
+    if (limited := by_name.get("id-limited")) and pk:
+        detail = f"{limited.rps / pk.rps:.2f}"
+        if one := by_name.get("id"):
+            detail += f" ({limited.rps / one.rps:.2f} x without a limit)"
+        check("GET /relation/{id} with a rate limit >= 0.8 x bare req/s", limited.rps >= 0.8 * pk.rps, detail)
     if (parent := by_name.get("parent")) and lst:
         check(
             "GET parent (20) >= 0.8 x bare 20-row", parent.rps >= 0.8 * lst.rps, f"{parent.rps / lst.rps:.2f}"
