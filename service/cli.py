@@ -130,6 +130,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         # 503 at once instead of queueing; service/serving.py bounds the time and size of headers.
         timeout_keep_alive=settings.keep_alive_seconds,
         limit_concurrency=settings.max_connections,
+        h11_max_incomplete_event_size=settings.max_header_bytes,  # should `--http h11` ever be used
         # X-Forwarded-* are applied by the app itself (service/middleware.py: TrustedProxies), which
         # also honours X-Forwarded-Host; uvicorn's own handling would hide the proxy's address from it.
         proxy_headers=False,

@@ -38,6 +38,7 @@ class GuardedHttpTools(HttpToolsProtocol):
         self._header_bytes = 0  # the request line and headers parsed so far
         self._unparsed_bytes = 0  # bytes received while the headers were still incomplete
         self._oversized = False
+        self._between_requests = True  # no request begun since the last one's end
         self._header_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -61,6 +62,10 @@ class GuardedHttpTools(HttpToolsProtocol):
             self.transport.close()
 
     def data_received(self, data: bytes) -> None:
+        if self._between_requests and self._header_timer is None:
+            # Bytes after a kept-alive request (uvicorn has just cancelled its keep-alive timeout):
+            # the next request's headers are due from now, even if they come a blank line at a time.
+            self._await_headers()
         super().data_received(data)
         if self._header_timer is not None:  # still reading a request's headers: all of it was headers
             self._unparsed_bytes += len(data)
@@ -88,6 +93,7 @@ class GuardedHttpTools(HttpToolsProtocol):
             super().send_400_response(msg)
 
     def on_message_begin(self) -> None:
+        self._between_requests = False
         super().on_message_begin()
         self._await_headers()
 
@@ -95,10 +101,9 @@ class GuardedHttpTools(HttpToolsProtocol):
         self._headers_done()
         super().on_headers_complete()
 
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        # Between requests uvicorn's keep-alive timeout applies; ours starts with the next request.
-        self._headers_done()
+    def on_message_complete(self) -> None:
+        self._between_requests = True
+        super().on_message_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._headers_done()

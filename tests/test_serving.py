@@ -74,6 +74,27 @@ async def test_a_slow_next_request_on_a_kept_alive_connection_is_cut_off(server:
     writer.close()
 
 
+async def test_blank_lines_trickled_between_requests_do_not_keep_a_connection(server: Service) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+    await writer.drain()
+    await asyncio.wait_for(reader.readuntil(b'{"status":"live"}'), timeout=10)
+    started = time.monotonic()
+    while not reader.at_eof() and time.monotonic() - started < HEADER_TIMEOUT + 10:
+        writer.write(b"\r\n")  # each cancels uvicorn's keep-alive timeout
+        try:
+            await writer.drain()
+        except ConnectionError:
+            break
+        try:
+            if await asyncio.wait_for(reader.read(), timeout=0.2):
+                break
+        except TimeoutError:
+            continue
+    assert time.monotonic() - started < HEADER_TIMEOUT + 5
+    writer.close()
+
+
 async def test_oversized_headers_are_431(server: Service) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     writer.write(b"GET /health/live HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n")
