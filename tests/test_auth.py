@@ -34,7 +34,7 @@ from service.errors import Unauthorized
 from service.projects import queries as project_queries
 from service.projects.service import SCOPES, create_key, create_project, key_digest
 from service.settings import Settings
-from tests.conftest import error_of, guid
+from tests.conftest import Lookups, error_of, guid
 
 SECRET = "test-secret-of-at-least-thirty-two-bytes!"
 ISSUER = "https://issuer.test/"
@@ -719,28 +719,19 @@ async def test_backendless_type_creation_needs_the_types_scope(
 
 
 async def test_a_made_up_key_costs_one_lookup_per_cache_period(
-    database_url: str, db: Database, creds: Credentials, monkeypatch: pytest.MonkeyPatch
+    database_url: str, db: Database, creds: Credentials, key_lookups: Lookups
 ) -> None:
-    lookups = 0
-    lookup = project_queries.key_by_digest
-
-    async def counted(database: Database, *, digest: bytes) -> Any:
-        nonlocal lookups
-        lookups += 1
-        return await lookup(database, digest=digest)
-
-    monkeypatch.setattr(project_queries, "key_by_digest", counted)
     authenticator = Authenticator(Settings(database_url=database_url, key_cache_seconds=5), db)
     made_up = "rr_000000000000_" + "B" * 43
     for _ in range(50):
         with pytest.raises(Unauthorized):
             await authenticator.authenticate({"api-key": made_up})
-    assert lookups == 1
+    assert key_lookups.count == 1
     # A real key is still looked up (and then cached) beside the unknown ones.
     new = await create_key(db, project=creds.alias, scopes=list(SCOPES))
     for _ in range(3):
         assert (await authenticator.authenticate({"api-key": new.key})).key_id == new.key_id
-    assert lookups == 2
+    assert key_lookups.count == 2
 
 
 async def test_unknown_keys_cannot_evict_known_ones(

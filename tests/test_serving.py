@@ -58,15 +58,18 @@ async def test_a_silent_connection_is_cut_off(server: Service) -> None:
     writer.close()
 
 
-async def test_a_slow_next_request_on_a_kept_alive_connection_is_cut_off(server: Service) -> None:
+async def kept_alive(server: Service) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connection that has had one request answered, and stays open."""
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     writer.write(b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n")
     await writer.drain()
-    first = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=10)
+    first = await asyncio.wait_for(reader.readuntil(b'{"status":"live"}'), timeout=10)
     assert first.startswith(b"HTTP/1.1 200 ")
-    await asyncio.wait_for(
-        reader.readexactly(int(first.lower().split(b"content-length: ")[1].split(b"\r\n")[0])), 10
-    )
+    return reader, writer
+
+
+async def test_a_slow_next_request_on_a_kept_alive_connection_is_cut_off(server: Service) -> None:
+    reader, writer = await kept_alive(server)
     writer.write(b"GET /health/live HTTP/1.1\r\nHost: x\r\n")  # and never the blank line
     await writer.drain()
     answer = await read_until_closed(reader, HEADER_TIMEOUT + 10)
@@ -75,10 +78,7 @@ async def test_a_slow_next_request_on_a_kept_alive_connection_is_cut_off(server:
 
 
 async def test_blank_lines_trickled_between_requests_do_not_keep_a_connection(server: Service) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-    writer.write(b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n")
-    await writer.drain()
-    await asyncio.wait_for(reader.readuntil(b'{"status":"live"}'), timeout=10)
+    reader, writer = await kept_alive(server)
     started = time.monotonic()
     while not reader.at_eof() and time.monotonic() - started < HEADER_TIMEOUT + 10:
         writer.write(b"\r\n")  # each cancels uvicorn's keep-alive timeout

@@ -15,12 +15,11 @@ import pytest
 from service import messages
 from service.app import create_app
 from service.db import Database
-from service.projects import queries as project_queries
 from service.projects.service import SCOPES, create_key
 from service.rate_limits import queries
 from service.rate_limits.policy import RatePolicy
 from service.settings import Settings
-from tests.conftest import MakeProject, error_of
+from tests.conftest import Lookups, MakeProject, error_of
 from tests.test_auth import SECRET, claims_for, hs256, serving
 
 FIELD = re.compile(r'"(?P<name>[a-z-]+)";r=(?P<r>\d+);t=(?P<t>\d+)')
@@ -135,28 +134,19 @@ async def test_no_limit_no_fields(database_url: str, make_project: MakeProject) 
 
 
 async def test_failed_authentications_are_limited_per_address_before_the_database(
-    client: httpx.AsyncClient, make_project: MakeProject, monkeypatch: pytest.MonkeyPatch
+    client: httpx.AsyncClient, make_project: MakeProject, key_lookups: Lookups
 ) -> None:
-    lookups = 0
-    lookup = project_queries.key_by_digest
-
-    async def counted(db: Database, *, digest: bytes) -> Any:
-        nonlocal lookups
-        lookups += 1
-        return await lookup(db, digest=digest)
-
-    monkeypatch.setattr(project_queries, "key_by_digest", counted)
     address = {"X-Forwarded-For": "203.0.113.7"}  # the in-process client is a trusted proxy
     made_up = "rr_000000000000_" + "A" * 43
     failures = [await client.get("/relation/type", headers={**address, "Api-Key": made_up}) for _ in range(3)]
     assert [f.status_code for f in failures] == [401, 401, 401]
     assert failures[0].headers["RateLimit-Policy"] == '"auth-failures";q=1;w=1;burst=3'
     assert [remaining(f) for f in failures] == [2, 1, 0]
-    assert lookups == 3
+    assert key_lookups.count == 3
     refused = await client.get("/relation/type", headers={**address, "Api-Key": made_up})
     assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
     assert error_of(refused)["message"] == messages.AUTH_FAILURES_LIMITED.format(seconds=1)
-    assert lookups == 3  # refused before the lookup
+    assert key_lookups.count == 3  # refused before the lookup
     # Another address is not affected.
     other = await client.get("/relation/type", headers={"X-Forwarded-For": "203.0.113.8", "Api-Key": made_up})
     assert other.status_code == 401

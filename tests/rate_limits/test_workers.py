@@ -14,7 +14,8 @@ from service.projects.service import create_key
 from service.rate_limits.policy import RatePolicy
 from tests.processes import running_service
 
-POLICY = RatePolicy(40, 40)
+# Low enough that a loaded CI machine still offers several times the budget.
+POLICY = RatePolicy(20, 20)
 SECONDS = 4.0
 CLIENTS = 16
 
@@ -42,5 +43,5 @@ async def test_two_workers_hold_one_budget(database_url: str, db: Database, tmp_
         elapsed = time.monotonic() - started
     budget = POLICY.burst + POLICY.rate * elapsed
     assert set(counts) == {200, 429}, counts
-    assert counts[429] > counts[200], counts  # really over budget the whole time
+    assert counts[429] > counts[200] / 2, counts  # offered well over the budget
     assert 0.8 * budget <= counts[200] <= 1.2 * budget, (counts, budget)
