@@ -39,6 +39,7 @@ def _policy(name: str) -> RatePolicy | None:
 
 
 def _optional_int(name: str, *, minimum: int) -> int | None:
+    """A whole number of at least `minimum`, or None when unset."""
     raw = os.environ.get(name, "").strip()
     if not raw:
         return None
@@ -49,6 +50,11 @@ def _optional_int(name: str, *, minimum: int) -> int | None:
     if value < minimum:
         raise InvalidSetting(f"{name}: must be at least {minimum}, not {value}")
     return value
+
+
+def _whole(name: str, default: int, *, minimum: int) -> int:
+    found = _optional_int(name, minimum=minimum)
+    return default if found is None else found
 
 
 def _list(name: str) -> tuple[str, ...]:
@@ -79,7 +85,7 @@ class Settings:
     auth_failure_limit: RatePolicy | None = None
     jwt_max_lifetime_seconds: int | None = None
     keep_alive_seconds: int = 5
-    max_connections: int | None = 1000
+    max_connections: int = 1000
     max_header_bytes: int = 16 * 1024
     header_timeout_seconds: int = 10
 
@@ -88,7 +94,11 @@ class Settings:
         env = os.environ.get
         rate_limit = _policy("RELATIONS_RATE_LIMIT")
         failures = _policy("RELATIONS_AUTH_FAILURE_LIMIT")
-        if failures is None and rate_limit is not None and "RELATIONS_AUTH_FAILURE_LIMIT" not in os.environ:
+        if (
+            failures is None
+            and rate_limit is not None
+            and not env("RELATIONS_AUTH_FAILURE_LIMIT", "").strip()
+        ):
             failures = DEFAULT_AUTH_FAILURE_LIMIT
         return cls(
             database_url=env("DATABASE_URL") or None,
@@ -112,8 +122,10 @@ class Settings:
             rate_limit=rate_limit,
             auth_failure_limit=failures,
             jwt_max_lifetime_seconds=_optional_int("RELATIONS_JWT_MAX_LIFETIME_SECONDS", minimum=1),
-            keep_alive_seconds=_optional_int("RELATIONS_KEEP_ALIVE_SECONDS", minimum=1) or 5,
-            max_connections=_optional_int("RELATIONS_MAX_CONNECTIONS", minimum=1) or 1000,
-            max_header_bytes=_optional_int("RELATIONS_MAX_HEADER_BYTES", minimum=1024) or 16 * 1024,
-            header_timeout_seconds=_optional_int("RELATIONS_HEADER_TIMEOUT_SECONDS", minimum=1) or 10,
+            keep_alive_seconds=_whole("RELATIONS_KEEP_ALIVE_SECONDS", cls.keep_alive_seconds, minimum=1),
+            max_connections=_whole("RELATIONS_MAX_CONNECTIONS", cls.max_connections, minimum=1),
+            max_header_bytes=_whole("RELATIONS_MAX_HEADER_BYTES", cls.max_header_bytes, minimum=1024),
+            header_timeout_seconds=_whole(
+                "RELATIONS_HEADER_TIMEOUT_SECONDS", cls.header_timeout_seconds, minimum=1
+            ),
         )
