@@ -206,7 +206,9 @@ END $$;
 
 -- One token bucket per credential ('key:<key id>' or 'jwt:<project>:<subject>'), shared by every
 -- worker: workers lease slices of it (rate_lease) and serve from them locally. Unlogged: a bucket
--- is worth nothing after a crash (it would be full again within seconds), so it costs no WAL.
+-- is worth nothing after a crash (it would be full again within seconds), so it costs no WAL (and it
+-- lives on the primary only). Keyed by credential, looked up before any project-scoped query: like
+-- api_key, a small table outside the per-project distribution.
 CREATE UNLOGGED TABLE IF NOT EXISTS rate_bucket (
     credential  text             PRIMARY KEY,
     tokens      double precision NOT NULL,

@@ -6,6 +6,8 @@ from __future__ import annotations
 from service.db import Database
 from service.rate_limits.policy import RatePolicy
 
+# A write although it reads as a SELECT (the function updates the bucket): it must run on the primary,
+# never on a read replica.
 LEASE = "SELECT granted, tokens FROM rate_lease($1, $2, $3, $4, $5)"
 # A bucket idle this long is full again for any budget whose burst is at most 3600 x its rate;
 # dropping it is then the same as keeping it.
