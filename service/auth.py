@@ -40,6 +40,10 @@ TIME_CLAIMS = ("exp", "nbf", "iat")
 HMAC_MIN_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}
 
 
+class LookupNeeded(Exception):
+    """`authenticate(..., offline=True)` could not decide without asking the database."""
+
+
 @dataclass(frozen=True)
 class Principal:
     project: str
@@ -109,8 +113,10 @@ class Authenticator:
             for algorithm in algorithms:
                 self._verifiers[algorithm] = public_key
 
-    async def authenticate(self, headers: Mapping[str, str]) -> Principal:
-        """`headers`: lower-case names (the endpoint picks them from the request in one pass)."""
+    async def authenticate(self, headers: Mapping[str, str], *, offline: bool = False) -> Principal:
+        """`headers`: lower-case names (the endpoint picks them from the request in one pass).
+        `offline`: decide from the caches alone, or raise LookupNeeded (a client address that has used
+        up its failed authentications may still use a credential this worker knows)."""
         authorization = headers.get("authorization")
         api_key = headers.get("api-key")
         if len(authorization or "") > MAX_CREDENTIAL_LENGTH or len(api_key or "") > MAX_CREDENTIAL_LENGTH:
@@ -120,15 +126,15 @@ class Authenticator:
             scheme = scheme.lower()
             credential = credential.strip()
             if scheme == "bearer" and credential:
-                return await self._from_token(credential)
+                return await self._from_token(credential, offline)
             if scheme == "basic" and credential:
-                return await self._from_key(_basic_key(credential))
+                return await self._from_key(_basic_key(credential), offline)
             raise Unauthorized()
         if api_key:
-            return await self._from_key(api_key.strip())
+            return await self._from_key(api_key.strip(), offline)
         raise Unauthorized()
 
-    async def _from_key(self, key: str) -> Principal:
+    async def _from_key(self, key: str, offline: bool) -> Principal:
         # A string that cannot be a key costs no query (hostile input never reaches the database).
         if not plausible_key(key):
             raise Unauthorized()
@@ -137,6 +143,8 @@ class Authenticator:
         if not cached:
             if self._unknown_keys.get(digest)[0]:
                 raise Unauthorized()
+            if offline:
+                raise LookupNeeded()
             row = await queries.key_by_digest(self.db, digest=digest)
             if row is None:
                 # Kept apart from the known keys: a flood of made-up keys must not evict real ones.
@@ -157,7 +165,7 @@ class Authenticator:
         assert isinstance(principal, Principal)
         return principal
 
-    async def _from_token(self, token: str) -> Principal:
+    async def _from_token(self, token: str, offline: bool) -> Principal:
         try:
             algorithm = jwt.get_unverified_header(token).get("alg")
         except (jwt.PyJWTError, ValueError, TypeError):
@@ -184,7 +192,7 @@ class Authenticator:
         subject = claims.get("sub", "")
         if not isinstance(subject, str) or len(subject) > MAX_SUBJECT_LENGTH:
             raise Unauthorized()
-        if not await self._project_exists(project):
+        if not await self._project_exists(project, offline):
             raise Unauthorized()
         return Principal(project, frozenset(scope.split()), subject=subject)
 
@@ -203,9 +211,11 @@ class Authenticator:
             if "iat" in claims and expires - claims["iat"] > longest:
                 raise Unauthorized()
 
-    async def _project_exists(self, project: str) -> bool:
+    async def _project_exists(self, project: str, offline: bool) -> bool:
         cached, exists = self._projects.get(project)
         if not cached:
+            if offline:
+                raise LookupNeeded()
             exists = await queries.project_exists(self.db, project=project)
             self._projects.put(project, exists)
         return bool(exists)

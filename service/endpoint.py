@@ -130,7 +130,7 @@ def api_route(path: str, handler: Handler, *, method: str, name: str, scope: str
         authenticator: Authenticator = request.app.state.authenticator
         limits: RateLimits = request.app.state.rate_limits
         # Failed authentications are limited per client address before they reach the database.
-        principal = await limits.authenticate(request, lambda: authenticator.authenticate(headers))
+        principal = await limits.authenticate(request, authenticator, headers)
         project = requested_project(request, headers, principal)
         if scope not in principal.scopes:
             raise Forbidden()

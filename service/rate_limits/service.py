@@ -1,6 +1,8 @@
 """The rate-limit step of a request (SPEC §13): after credentials, project and scope, a credential's
 request spends a token of its budget (429 when there is none); a failed authentication spends one of
-its client address's, and an address with none left is refused before its credential is looked up.
+its client address's, and an address with none left is refused unless its credential can be checked
+without the database (a key or project this worker has cached): a flood never reaches the database,
+while a valid client behind the same address keeps working.
 With a limit set, the answer carries the `RateLimit-Policy` and `RateLimit` fields of
 draft-ietf-httpapi-ratelimit-headers-10 (structured fields), appended by `service.middleware.Observe`
 from `scope["state"]["rate_limit"]`."""
@@ -11,12 +13,12 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Mapping
 
 from starlette.requests import Request
 
 from service import messages
-from service.auth import Principal
+from service.auth import Authenticator, LookupNeeded, Principal
 from service.db import Database
 from service.errors import ApiError, TooManyRequests, Unauthorized
 from service.rate_limits import queries
@@ -69,12 +71,13 @@ class RateLimits:
         )
 
     async def authenticate(
-        self, request: Request, authenticate: Callable[[], Awaitable[Principal]]
+        self, request: Request, authenticator: Authenticator, headers: Mapping[str, str]
     ) -> Principal:
-        """`authenticate()`, unless the client's address has used up its failures (429, no lookup)."""
+        """The request's principal. From an address that has used up its failed authentications, only
+        a credential the caches can confirm is accepted; anything else is 429, with no lookup."""
         policy = self.failures
         if policy is None:
-            return await authenticate()
+            return await authenticator.authenticate(headers)
         client = request.scope.get("client")
         address = client[0] if client else ""
         now = self._clock()
@@ -82,14 +85,17 @@ class RateLimits:
         if bucket is not None:
             bucket.refill(now)
             if bucket.tokens < 1:
-                seconds = max(1, math.ceil(bucket.wait_for(1)))
-                self._stamp(request, FAILURES_POLICY, policy, bucket)
-                raise TooManyRequests(
-                    messages.AUTH_FAILURES_LIMITED.format(seconds=seconds),
-                    headers={"Retry-After": str(seconds)},
-                )
+                try:
+                    return await authenticator.authenticate(headers, offline=True)
+                except (LookupNeeded, Unauthorized):
+                    seconds = max(1, math.ceil(bucket.wait_for(1)))
+                    self._stamp(request, FAILURES_POLICY, policy, bucket)
+                    raise TooManyRequests(
+                        messages.AUTH_FAILURES_LIMITED.format(seconds=seconds),
+                        headers={"Retry-After": str(seconds)},
+                    ) from None
         try:
-            return await authenticate()
+            return await authenticator.authenticate(headers)
         except Unauthorized:
             if bucket is None:
                 bucket = self._address_bucket(address, policy, now)

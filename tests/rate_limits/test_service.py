@@ -173,3 +173,29 @@ async def test_concurrent_leases_never_grant_more_than_the_bucket(db: Database) 
         *(queries.lease(db, credential="key:race", policy=policy, want=7, give_back=0) for _ in range(20))
     )
     assert sum(granted for granted, _ in results) == 50
+
+
+async def test_a_known_credential_still_works_from_a_refused_address(
+    database_url: str, make_project: MakeProject, key_lookups: Lookups
+) -> None:
+    """Behind one address (a NAT), a client with a wrong key must not lock out the others: a credential
+    the worker's caches can confirm is accepted without a lookup; anything else waits."""
+    project = await make_project()
+    settings = limited(database_url, key_cache_seconds=5, auth_failure_limit=RatePolicy(1, 3))
+    address = {"X-Forwarded-For": "198.51.100.9"}
+    made_up = {**address, "Api-Key": "rr_000000000000_" + "D" * 43}
+    token = {**address, "Authorization": "Bearer " + hs256(claims_for(project.alias, sub="cms"))}
+    async with serving(create_app(settings)) as http:
+        assert (await http.get("/relation/type", headers={**address, **project.headers})).status_code == 200
+        assert (await http.get("/relation/type", headers=token)).status_code == 200
+        for index in range(3):
+            made_up["Api-Key"] = f"rr_{index:012x}_" + "D" * 43
+            assert (await http.get("/relation/type", headers=made_up)).status_code == 401
+        lookups = key_lookups.count
+        made_up["Api-Key"] = "rr_ffffffffffff_" + "D" * 43
+        assert (await http.get("/relation/type", headers=made_up)).status_code == 429
+        assert (await http.get("/relation/type", headers={**address, **project.headers})).status_code == 200
+        assert (await http.get("/relation/type", headers=token)).status_code == 200
+        assert key_lookups.count == lookups  # none of these reached the database
+        other = await project.key(*SCOPES)  # valid, but not yet known to this worker
+        assert (await http.get("/relation/type", headers={**address, "Api-Key": other})).status_code == 429
