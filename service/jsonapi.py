@@ -223,11 +223,17 @@ def paging(request: Request) -> Paging:
                 messages.JSON_API_PAGE_BOTH.format(ours=ours, theirs=theirs), source={"parameter": theirs}
             )
     given = Paging.from_request(request)
-    number = _positive_int(query.get("page[number]"), given.page, None, messages.JSON_API_INVALID_PAGE_NUMBER)
-    size = _positive_int(
-        query.get("page[size]"), given.page_size, MAX_PAGE_SIZE, messages.JSON_API_INVALID_PAGE_SIZE
-    )
+    number = _page_value(query.get("page[number]"), "page[number]", given.page, None)
+    size = _page_value(query.get("page[size]"), "page[size]", given.page_size, MAX_PAGE_SIZE)
     return Paging(number, size)
+
+
+def _page_value(raw: str | None, name: str, default: int, limit: int | None) -> int:
+    message = messages.JSON_API_INVALID_PAGE_SIZE if limit else messages.JSON_API_INVALID_PAGE_NUMBER
+    try:
+        return _positive_int(raw, default, limit, message)
+    except BadRequest:
+        raise BadRequest(message, source={"parameter": name}) from None
 
 
 def paging_links(request: Request, links: Links, *, paging: Paging, total: int) -> dict[str, str | None]:
