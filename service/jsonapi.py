@@ -208,19 +208,24 @@ PAGE_PARAMETERS = {"page[number]": "page", "page[size]": "pageSize"}
 REFUSED_PARAMETERS = ("include", "sort")
 
 
+def refuse_parameters(request: Request) -> None:
+    """`include` and `sort` on a JSON:API read: 400, as JSON:API says for what a server cannot honour."""
+    for name in REFUSED_PARAMETERS:
+        if name in request.query_params:
+            raise BadRequest(
+                messages.JSON_API_PARAMETER_UNSUPPORTED.format(name=name), source={"parameter": name}
+            )
+
+
 def paging(request: Request) -> Paging:
-    """`page[number]`/`page[size]` (JSON:API's page-based strategy) beside our `page`/`pageSize`; both
-    spellings of one at once is 400, like any other `page[…]` (cursors come with SPEC §8)."""
+    """`page[number]`/`page[size]` (JSON:API's page-based strategy) beside our `page`/`pageSize`; given
+    both, JSON:API's spelling wins (OpenAPI cannot say "not both", so neither do we). Any other
+    `page[…]` is 400 (cursors come with SPEC §8)."""
     query = request.query_params
     for name in query:
-        refused = name in REFUSED_PARAMETERS
-        if refused or (name.startswith("page[") and name not in PAGE_PARAMETERS):
-            message = messages.JSON_API_PARAMETER_UNSUPPORTED if refused else messages.JSON_API_PAGE_PARAMETER
-            raise BadRequest(message.format(name=name[:100]), source={"parameter": name[:100]})
-    for theirs, ours in PAGE_PARAMETERS.items():
-        if theirs in query and ours in query:
+        if name.startswith("page[") and name not in PAGE_PARAMETERS:
             raise BadRequest(
-                messages.JSON_API_PAGE_BOTH.format(ours=ours, theirs=theirs), source={"parameter": theirs}
+                messages.JSON_API_PAGE_PARAMETER.format(name=name[:100]), source={"parameter": name[:100]}
             )
     given = Paging.from_request(request)
     number = _page_value(query.get("page[number]"), "page[number]", given.page, None)

@@ -114,7 +114,6 @@ JSON_API_AS_JSON = (
 )
 JSON_API_DATA_MISSING = "A JSON:API document must contain 'data'."
 JSON_API_DATA_AND_ERRORS = "A JSON:API document cannot contain both 'data' and 'errors'."
-JSON_API_PAGE_BOTH = "Give either '{ours}' or '{theirs}', not both."
 JSON_API_PAGE_PARAMETER = (
     "Query parameter '{name}' is not supported here: page with 'page[number]' and 'page[size]'."
 )

@@ -134,6 +134,9 @@ async def test_linkage_in_list_order_with_links_and_total(
     assert dict(parse_qsl(urlsplit(last["prev"]).query)) == {"page[number]": "2", "page[size]": "2"}
 
     # Our own page/pageSize work too; other query parameters stay in the paging links.
+    spelt = {"page[number]": "3", "page[size]": "2"}
+    both = await read(client, project, path(parent, alias), page="1", **spelt)
+    assert both.json()["data"] == identifiers("order-item", ids[4])  # JSON:API's spelling wins
     ours = await read(client, project, path(parent, alias), page="2", pageSize="2", **{"api-version": "2"})
     assert ours.json()["data"] == identifiers("order-item", *ids[2:4])
     query = dict(parse_qsl(urlsplit(ours.json()["links"]["next"]).query))
@@ -253,10 +256,6 @@ async def test_query_parameters_json_api_refuses(client: httpx.AsyncClient, proj
             detail,
             {"parameter": name},
         )
-    both = await read(client, project, url, page="1", **{"page[number]": "1"})
-    assert errors_of(both)[0]["detail"] == messages.JSON_API_PAGE_BOTH.format(
-        ours="page", theirs="page[number]"
-    )
     for value in ("0", "x", "1001"):
         bad = await read(client, project, url, **{"page[size]": value})
         assert errors_of(bad)[0]["detail"] == messages.JSON_API_INVALID_PAGE_SIZE
@@ -264,6 +263,23 @@ async def test_query_parameters_json_api_refuses(client: httpx.AsyncClient, proj
     assert errors_of(bad_number)[0]["detail"] == messages.JSON_API_INVALID_PAGE_NUMBER
     assert errors_of(bad_number)[0]["source"] == {"parameter": "page[number]"}
     assert (await read(client, project, url, **{"fields[article]": "title"})).status_code == 200
+
+
+async def test_hal_reads_the_json_api_page_parameters_too(
+    client: httpx.AsyncClient, project: Project
+) -> None:
+    parent, ids = guid(), [guid() for _ in range(3)]
+    await client.put(path(parent), json=ids, headers=project.headers)
+    hal = await read(client, project, path(parent), accept="*/*", **{"page[number]": "2", "page[size]": "1"})
+    body = hal.json()
+    assert (body["_page"], body["_pageSize"]) == (2, 1)
+    assert [item["childId"] for item in body["_embedded"]["relations"]] == [ids[1]]
+    following = await client.get(body["_links"]["next"]["href"], headers=project.headers)
+    assert [item["childId"] for item in following.json()["_embedded"]["relations"]] == [ids[2]]
+    refused = await read(client, project, path(parent), accept="*/*", **{"page[size]": "1001"})
+    assert error_of(refused) == {"code": "BadRequest", "message": messages.JSON_API_INVALID_PAGE_SIZE}
+    # include/sort are JSON:API's: a HAL read ignores them, as it ignores any unknown parameter
+    assert (await read(client, project, path(parent), accept="*/*", sort="x")).status_code == 200
 
 
 # --- the media types of a body ---

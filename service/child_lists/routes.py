@@ -328,7 +328,9 @@ async def get_list(ctx: Context) -> Response:
     parent = path_guid(ctx.path["guid"])
     spec = read_alias(ctx.path["alias"])
     json_api = jsonapi.negotiate(ctx.request)  # else HAL, as for every other Accept
-    paging = jsonapi.paging(ctx.request) if json_api else ctx.paging()
+    if json_api:
+        jsonapi.refuse_parameters(ctx.request)
+    paging = jsonapi.paging(ctx.request)
     row = await type_queries.get(ctx.db, project=ctx.project, alias=spec.alias)
     if row is None:
         raise RelationTypeNotFound(spec.alias)
