@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlencode
 
@@ -166,12 +165,18 @@ def pointer(field: str) -> str | None:
     return "/" + re.sub(r"\[(\d+)\]", r"/\1", field).replace(".", "/")
 
 
+def title_of(code: str) -> str:
+    """`ValidationFailed` → "Validation failed": fixed per code, unlike the reason phrases of
+    `http.HTTPStatus`, which change between Python versions."""
+    return re.sub(r"(?<!^)(?=[A-Z])", " ", code).capitalize()
+
+
 def error_objects(error: ApiError) -> list[dict[str, Any]]:
     """One error object per problem: a ValidationFailed per field and message, anything else one.
-    `title` is the status' phrase (the same for every occurrence, as JSON:API wants it); `detail` is
+    `title` is the code in words (the same for every occurrence, as JSON:API wants it); `detail` is
     the sentence the envelope's `message` carries, or for a field the field's message, with the
     envelope's field name and heading message under `meta`."""
-    status, title = str(error.status), HTTPStatus(error.status).phrase
+    status, title = str(error.status), title_of(error.code)
     if not isinstance(error, ValidationFailed):
         found: dict[str, Any] = {
             "status": status,

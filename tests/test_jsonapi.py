@@ -227,7 +227,7 @@ async def test_406_when_every_json_api_type_in_accept_is_unusable(
             {
                 "status": "406",
                 "code": "NotAcceptable",
-                "title": "Not Acceptable",
+                "title": "Not acceptable",
                 "detail": messages.JSON_API_NOT_ACCEPTABLE,
                 "source": {"header": "Accept"},
             }
@@ -309,7 +309,7 @@ async def test_415_for_content_type_parameters_and_extensions(
         {
             "status": "415",
             "code": "UnsupportedMediaType",
-            "title": "Unsupported Media Type",
+            "title": "Unsupported media type",
             "detail": detail,
             "source": {"header": "Content-Type"},
         }
@@ -376,7 +376,7 @@ async def test_what_must_be_refused_is_refused(client: httpx.AsyncClient, projec
             {
                 "status": "400",
                 "code": "BadRequest",
-                "title": "Bad Request",
+                "title": "Bad request",
                 "detail": detail,
                 "source": {"pointer": where},
             }
@@ -400,7 +400,7 @@ async def test_validation_failed_is_one_object_per_problem(
         ("/data/4/id", messages.FIELD_NOT_GUID),
     ]
     first = errors_of(response)[0]
-    assert first["code"] == "ValidationFailed" and first["title"] == "Unprocessable Entity"
+    assert first["code"] == "ValidationFailed" and first["title"] == "Validation failed"
     assert first["meta"] == {"field": "data[1].type", "message": messages.RELATION_INVALID}
 
 
@@ -537,3 +537,21 @@ def test_error_response_chooses_by_the_request() -> None:
     plain: dict[str, Any] = {"type": "http", "headers": [(b"accept", b"application/json")]}
     assert orjson.loads(error_response(error, plain).body) == error.body()
     assert orjson.loads(error_response(error).body) == error.body()
+
+
+async def test_an_edit_of_our_own_forms_from_a_json_api_client(
+    client: httpx.AsyncClient, project: Project
+) -> None:
+    """A Strapi body with an Accept that prefers JSON:API: the answer is the list's first page as
+    linkage, with the changes under `meta`."""
+    parent, a, b = guid(), guid(), guid()
+    headers = {**project.headers, "Accept": JSON_API}
+    response = await client.patch(path(parent), json={"connect": [a, b]}, headers=headers)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == JSON_API
+    body = response.json()
+    assert body["data"] == identifiers("unknown", a, b)
+    assert body["meta"] == {"total": 2, "changes": {"added": 2, "removed": 0, "moved": 0}}
+    assert (
+        response.headers["etag"] == (await client.get(path(parent), headers=project.headers)).headers["etag"]
+    )

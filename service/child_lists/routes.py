@@ -392,6 +392,10 @@ async def edit_list(ctx: Context) -> Response:
         plan, rows, total, etag = await perform(ctx, target, edit, paging, json_api)
     if json_api:
         return Response(status_code=204, headers={"ETag": etag})
+    if jsonapi.negotiate(ctx.request):  # a Strapi or Backendless edit from a JSON:API client
+        linkage = json_api_list(ctx, row, parent, rows, total, paging)
+        linkage["meta"]["changes"] = plan.changes
+        return jsonapi.JsonApiResponse(linkage, headers={"ETag": etag})
     body = list_body(ctx, rows, total, paging)
     body["_changes"] = plan.changes
     return ctx.hal(body, headers={"ETag": etag})
