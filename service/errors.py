@@ -26,8 +26,8 @@ class ApiError(Exception):
         self.message = message or self.default_message
         self.details = details
         self.headers = dict(headers or {})
-        # Where the problem is, as a JSON:API error's `source` (`pointer` into the body, `parameter`);
-        # the envelope does not show it.
+        # Where the problem is, as a JSON:API error's `source` (`pointer` into the body, `parameter`,
+        # `header`); the envelope does not show it.
         self.source = source
         super().__init__(self.message)
 

@@ -4,11 +4,6 @@ back, and parses the error documents (`error.errors`)."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-import os
-import shutil
-import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -19,27 +14,15 @@ from service.db import Database
 from service.projects.service import SCOPES, create_key
 from tests.conftest import guid
 from tests.processes import Service, running_service
+from tests.test_node_client import node_script, npm_installed
 
 NODE_DIR = Path(__file__).resolve().parent / "jsonapi_node"
-CLIENT = NODE_DIR / "node_modules" / "kitsu"
 
 
 @pytest.fixture(scope="module")
 def kitsu() -> Path:
-    """tests/jsonapi_node with its locked dependencies installed (`npm ci` when node_modules is missing)."""
-    if shutil.which("node") is None or shutil.which("npm") is None:
-        pytest.skip("node and npm are needed to run the kitsu JSON:API client")
-    if not CLIENT.is_dir():
-        installed = subprocess.run(
-            ["npm", "ci", "--no-audit", "--no-fund"],
-            cwd=NODE_DIR,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        if installed.returncode != 0:
-            pytest.skip(f"npm ci could not install kitsu: {installed.stderr.strip()[-500:]}")
-    return NODE_DIR
+    """tests/jsonapi_node with its locked dependencies installed."""
+    return npm_installed(NODE_DIR, "kitsu")
 
 
 @pytest.fixture(scope="module")
@@ -57,23 +40,6 @@ async def test_kitsu_writes_reads_and_parses_errors(kitsu: Path, server: Service
             {"alias": "author", "name": "Author", "childObjectType": "PERSON", "cardinality": "one"},
         ):
             assert (await http.post("/relation/type", json=body)).status_code == 201
-    environment = {
-        **os.environ,
-        "BASE_URL": server.base_url,
-        "API_KEY": key.key,
-        "PARENT": guid(),
-        "MANY": "articles",
-        "ONE": "author",
-    }
-    process = await asyncio.create_subprocess_exec(
-        "node",
-        "jsonapi.mjs",
-        cwd=kitsu,
-        env=environment,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=120)
-    assert process.returncode == 0, stderr.decode()
-    result = json.loads(stdout.decode().strip().splitlines()[-1])
+    environment = {"BASE_URL": server.base_url, "API_KEY": key.key, "PARENT": guid(), "MANY": "articles"}
+    result = await node_script(kitsu, "jsonapi.mjs", {**environment, "ONE": "author"})
     assert result == {"ok": True, "read": 3, "errors": [409, 422, 404, 401]}
