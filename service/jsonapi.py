@@ -123,7 +123,7 @@ def negotiate(request: Request) -> bool:
     if "vnd.api+json" not in accept.lower():  # the usual request, answered without parsing
         return False
     ranges = media_ranges(accept)
-    instances = [found for found in ranges if found.is_json_api]
+    instances = [found for found in ranges if found.is_json_api and found.q > 0]  # q=0: "not this"
     usable = [found for found in instances if found.supported]
     if instances and not usable:
         raise NotAcceptable(messages.JSON_API_NOT_ACCEPTABLE, source={"header": "Accept"})

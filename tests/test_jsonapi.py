@@ -189,6 +189,7 @@ async def test_to_one_linkage_is_an_object_or_null(client: httpx.AsyncClient, pr
         (f'{JSON_API}; profile="https://example.com/unknown-profile"', True),  # unknown profiles: ignored
         (f"{JSON_API}; ext=https://example.com/ext, {JSON_API}", True),  # one usable instance is enough
         (f"{JSON_API};q=0", False),
+        (f"{JSON_API}; ext=https://example.com/ext; q=0, application/json", False),  # refused, not 406
     ],
 )
 async def test_content_negotiation(
