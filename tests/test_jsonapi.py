@@ -180,6 +180,7 @@ async def test_to_one_linkage_is_an_object_or_null(client: httpx.AsyncClient, pr
         ("*/*", False),
         ("application/json", False),
         ("application/hal+json", False),
+        ("application/json+hal", False),
         ("text/html", False),
         (JSON_API, True),
         (f"{JSON_API}, */*", True),
