@@ -20,13 +20,13 @@ from starlette.types import Scope
 from service import messages
 from service.errors import ApiError, BadRequest, NotAcceptable, UnsupportedMediaType, ValidationFailed
 from service.hal import MAX_PAGE_SIZE, Links, Paging, _positive_int, request_path
+from service.idempotency.service import HEADER as IDEMPOTENCY_KEY
 
 JSON_API = "application/vnd.api+json"
 JSONAPI_MEMBER = {"version": "1.1"}
 # Extensions this server applies (none); `profile` values are ignored, as JSON:API says they may be.
 SUPPORTED_EXTENSIONS: frozenset[str] = frozenset()
 ALLOWED_PARAMETERS = frozenset({"ext", "profile"})
-UNKNOWN_OBJECT_TYPE = "Unknown"
 
 # One media range of a header: commas and semicolons inside quoted strings do not split.
 _ITEM = re.compile(r'(?:[^,"]|"(?:\\.|[^"\\])*")+')
@@ -194,7 +194,7 @@ def error_objects(error: ApiError) -> list[dict[str, Any]]:
             item: dict[str, Any] = {"status": status, "code": error.code, "title": title, "detail": problem}
             if where is not None:
                 item["source"] = {"pointer": where}
-            elif field == "Idempotency-Key":
+            elif field == IDEMPOTENCY_KEY:
                 item["source"] = {"header": field}
             item["meta"] = {"field": field, "message": error.message}
             objects.append(item)
