@@ -115,10 +115,13 @@ class ApiRoute(Route):
         self.scope = scope
 
 
-def api_route(path: str, handler: Handler, *, method: str, name: str, scope: str) -> ApiRoute:
-    """An authenticated API route for one method, requiring `scope`. Writes honour `Idempotency-Key`."""
+def api_route(
+    path: str, handler: Handler, *, method: str, name: str, scope: str, idempotency: bool = True
+) -> ApiRoute:
+    """An authenticated API route for one method, requiring `scope`. Writes honour `Idempotency-Key`
+    unless `idempotency` is False (a streamed body cannot be kept for a replay)."""
     run = handler
-    if method in WRITE_METHODS:
+    if method in WRITE_METHODS and idempotency:
         invalid = messages.RELATION_TYPE_INVALID if scope == TYPES_WRITE else messages.RELATION_INVALID
         run = idempotent(handler, invalid_message=invalid)
 

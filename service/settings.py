@@ -41,6 +41,7 @@ class Settings:
     access_log: bool = True
     idempotency_hours: int = 24
     startup_wait_seconds: int = 30
+    import_max_bytes: int = 1 << 30
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -64,4 +65,5 @@ class Settings:
             access_log=_bool("RELATIONS_ACCESS_LOG", True),
             idempotency_hours=max(_int("RELATIONS_IDEMPOTENCY_HOURS", 24), 1),
             startup_wait_seconds=max(_int("RELATIONS_STARTUP_WAIT_SECONDS", 30), 0),
+            import_max_bytes=_int("RELATIONS_IMPORT_MAX_BYTES", 1 << 30),
         )

@@ -1,0 +1,156 @@
+"""Imports against concurrent writers (service/bulk/service.py, schema.sql's project lock): a
+disconnect stores nothing, an export is one snapshot, and imports and list edits of the same lists
+serialise."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+
+from service import messages
+from service.bulk import service
+from service.db import Database
+from service.schema import connect
+from tests.bulk.helpers import NDJSON, children, export, ndjson, relation, upload
+from tests.conftest import Project, guid, wait_until_blocked
+
+
+async def call(app: Starlette, project: Project, parts: list[dict[str, Any]]) -> tuple[int, bytes]:
+    """POST /relation/import straight through ASGI, the body given as receive() messages."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/relation/import",
+        "raw_path": b"/relation/import",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"testserver"),
+            (b"content-type", NDJSON.encode()),
+            (b"api-key", project.api_key.encode()),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+    incoming = list(parts)
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        if incoming:
+            return incoming.pop(0)
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    status = next(message["status"] for message in sent if message["type"] == "http.response.start")
+    body = b"".join(message.get("body", b"") for message in sent if message["type"] == "http.response.body")
+    return status, body
+
+
+async def test_a_client_that_disconnects_stores_nothing(
+    app: Starlette, client: httpx.AsyncClient, project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(service, "STAGE_BATCH", 2)  # the first part is COPYed before the end
+    first = ndjson(*(relation(guid(), guid()) for _ in range(5)))
+    status, body = await call(
+        app,
+        project,
+        [{"type": "http.request", "body": first, "more_body": True}, {"type": "http.disconnect"}],
+    )
+    assert status == 400 and messages.IMPORT_DISCONNECTED.encode() in body
+    assert [line for line in await export(client, project) if "relation" in line] == []
+    # the same parts with the end of the body: stored
+    status, _ = await call(app, project, [{"type": "http.request", "body": first, "more_body": False}])
+    assert status == 200
+
+
+async def test_an_export_is_one_snapshot(client: httpx.AsyncClient, project: Project, db: Database) -> None:
+    parent = guid()
+    for _ in range(3):
+        await upload(client, project, ndjson(relation(parent, guid())))
+    async with service.exporting(db, project=project.alias) as chunks:
+        types = await anext(chunks)
+        assert types.count(b"\n") == 6
+        # written after the export began, before its relations are read
+        await upload(client, project, ndjson(relation(guid(), guid())))
+        rest = b"".join([chunk async for chunk in chunks])
+    assert rest.count(b"\n") == 3
+    assert len([line for line in await export(client, project) if "relation" in line]) == 4
+
+
+async def test_an_import_waits_for_a_list_edit_in_progress(
+    client: httpx.AsyncClient, project: Project, database_url: str
+) -> None:
+    parent, edited, imported = guid(), guid(), guid()
+    connection = await connect(database_url)
+    try:
+        async with connection.transaction():
+            await connection.execute(
+                "SELECT relation_list_lock($1, 'umbDocument', $2)", project.alias, parent
+            )
+            running = asyncio.ensure_future(upload(client, project, ndjson(relation(parent, imported))))
+            await wait_until_blocked(database_url)
+            assert not running.done()
+            await connection.execute(
+                "INSERT INTO relation (project, type_alias, parent, child, position) "
+                "VALUES ($1, 'umbDocument', $2, $3, 1)",
+                project.alias,
+                parent,
+                edited,
+            )
+        answer = await running
+    finally:
+        await connection.close()
+    assert answer.status_code == 200, answer.text
+    # the import read the list after the edit committed: the file's member first, then the other
+    assert await children(client, project, parent, "umbDocument") == [imported, edited]
+
+
+async def test_list_edits_wait_while_an_import_merges(
+    client: httpx.AsyncClient, project: Project, database_url: str
+) -> None:
+    parent = guid()
+    connection = await connect(database_url)
+    try:
+        async with connection.transaction():
+            await connection.execute(
+                "SELECT pg_advisory_xact_lock(relation_project_lock_key($1))", project.alias
+            )
+            body = {"parentId": parent, "childId": guid(), "relationTypeAlias": "umbDocument"}
+            posting = asyncio.ensure_future(client.post("/relation", json=body, headers=project.headers))
+            await wait_until_blocked(database_url)
+            assert not posting.done()
+        assert (await posting).status_code == 201
+    finally:
+        await connection.close()
+
+
+async def test_imports_and_api_edits_of_the_same_list(client: httpx.AsyncClient, project: Project) -> None:
+    parent = guid()
+    in_file = [guid() for _ in range(300)]
+    by_api = [guid() for _ in range(30)]
+
+    async def appends() -> None:
+        for child in by_api:
+            body = {"parentId": parent, "childId": child, "relationTypeAlias": "umbDocument"}
+            answer = await client.post("/relation", json=body, headers=project.headers)
+            assert answer.status_code == 201, answer.text
+
+    imported, _ = await asyncio.gather(
+        upload(client, project, ndjson(*(relation(parent, child) for child in in_file))), appends()
+    )
+    assert imported.status_code == 200, imported.text
+    final = await children(client, project, parent, "umbDocument")
+    assert final == in_file + by_api
+    listed = await client.get(f"/relation/parent/{parent}/umbDocument", headers=project.headers)
+    assert listed.json()["_totalItems"] == 330
