@@ -145,10 +145,11 @@ UPDATE relation AS r SET position = p.position, comment = coalesce(p.comment, r.
 FROM {PLAN_TABLE} AS p
 WHERE r.project = $1 AND r.id = p.id
   AND (p.repositioned OR (p.line IS NOT NULL AND p.comment <> p.old_comment))"""
+# In the order of the unique and by-parent indexes, so their inserts touch neighbouring pages.
 INSERT_RELATIONS = f"""
 INSERT INTO relation (project, type_alias, parent, child, position, comment, created_at)
 SELECT $1, type_alias, parent, child, position, comment, coalesce(created_at, now()) FROM {PLAN_TABLE}
-WHERE id IS NULL ORDER BY type_alias, parent, rank"""
+WHERE id IS NULL ORDER BY parent, type_alias, rank"""
 # Statistics fit for the planner the moment the rows are visible (ANALYZE counts this transaction's
 # own rows): after a large import, autovacuum's next run may be minutes away.
 ANALYZE_WRITTEN = "ANALYZE relation, child_list"
