@@ -154,3 +154,57 @@ async def test_imports_and_api_edits_of_the_same_list(client: httpx.AsyncClient,
     assert final == in_file + by_api
     listed = await client.get(f"/relation/parent/{parent}/umbDocument", headers=project.headers)
     assert listed.json()["_totalItems"] == 330
+
+
+async def test_an_export_that_fails_midway_never_ends_its_body(
+    app: Starlette,
+    client: httpx.AsyncClient,
+    project: Project,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The stream raises instead of ending (ASGI's last `more_body: False` is never sent), which makes
+    the server abort the connection without the final chunk: a cut-off export never looks complete."""
+    monkeypatch.setattr(service, "EXPORT_BATCH", 2)
+    await upload(client, project, ndjson(*(relation(guid(), guid()) for _ in range(10))))
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/relation/export",
+        "raw_path": b"/relation/export",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"testserver"), (b"api-key", project.api_key.encode())],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+    sent: list[dict[str, Any]] = []
+    admin = await connect(database_url)
+
+    async def receive() -> dict[str, Any]:
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+        if message["type"] == "http.response.body" and len(sent) == 3:  # start, types, 2 relations
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND application_name = 'relations' "
+                "AND query LIKE '%relationTypeAlias%' AND pid <> pg_backend_pid()"
+            )
+
+    try:
+        with pytest.raises(Exception):  # noqa: B017 (whatever the driver raises for a lost connection)
+            await app(scope, receive, send)
+    finally:
+        await admin.close()
+    assert sent[0]["status"] == 200
+    bodies = [message for message in sent if message["type"] == "http.response.body"]
+    assert bodies and all(message.get("more_body") for message in bodies), "the body never ended"
+    assert b"".join(message["body"] for message in bodies).count(b"\n") < 16
+    # the pool recovers: the next export is whole
+    assert len([line for line in await export(client, project) if "relation" in line]) == 10
