@@ -208,3 +208,47 @@ async def test_an_export_that_fails_midway_never_ends_its_body(
     assert b"".join(message["body"] for message in bodies).count(b"\n") < 16
     # the pool recovers: the next export is whole
     assert len([line for line in await export(client, project) if "relation" in line]) == 10
+
+
+async def test_an_export_whose_client_goes_away_gives_its_connection_back(
+    app: Starlette, client: httpx.AsyncClient, project: Project, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(service, "EXPORT_BATCH", 1)
+    await upload(client, project, ndjson(*(relation(guid(), guid()) for _ in range(20))))
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/relation/export",
+        "raw_path": b"/relation/export",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"testserver"), (b"api-key", project.api_key.encode())],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+    gone = asyncio.Event()
+    bodies = 0
+
+    async def receive() -> dict[str, Any]:
+        await gone.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal bodies
+        if message["type"] == "http.response.body":
+            bodies += 1
+            if bodies == 3:
+                gone.set()
+                await asyncio.sleep(0.5)  # a client that stopped reading
+
+    await asyncio.wait_for(app(scope, receive, send), timeout=30)
+    assert bodies < 20, "the stream stopped when the client went away"
+    for _ in range(100):
+        if db.pool_usage()[1] == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert db.pool_usage()[1] == 0, "the export's connection went back to the pool"
+    assert len([line for line in await export(client, project) if "relation" in line]) == 20

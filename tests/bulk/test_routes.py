@@ -3,9 +3,14 @@ project that has relations, counts, rules, limits."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
 import httpx
 
 from service import messages
+from service.app import create_app
+from service.settings import Settings
 from tests.bulk.helpers import children, export, ndjson, relation, relation_type, upload
 from tests.conftest import MakeProject, Project, error_of, guid
 
@@ -354,3 +359,29 @@ async def test_export_line_is_the_representation(client: httpx.AsyncClient, proj
     for item in types:
         del item["_links"]
     assert [line["relationType"] for line in lines[:-1]] == types
+
+
+async def test_the_import_has_its_own_body_limit(settings: Settings, project: Project) -> None:
+    small = create_app(replace(settings, import_max_bytes=2000))
+    async with small.router.lifespan_context(small):
+        transport = httpx.ASGITransport(app=small)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            fits = ndjson(*(relation(guid(), guid()) for _ in range(10)))
+            assert len(fits) < 2000
+            assert (await upload(http, project, fits)).status_code == 200
+            big = ndjson(*(relation(guid(), guid()) for _ in range(30)))
+
+            async def streamed() -> AsyncIterator[bytes]:  # no Content-Length: cut off while read
+                for start in range(0, len(big), 500):
+                    yield big[start : start + 500]
+
+            for body in (big, streamed()):
+                answer = await http.post(
+                    "/relation/import",
+                    content=body,
+                    headers={**project.headers, "Content-Type": "application/x-ndjson"},
+                )
+                assert answer.status_code == 413, answer.text
+                assert error_of(answer)["message"] == messages.BODY_TOO_LARGE.format(limit=2000)
+            lines = await export(http, project)
+    assert len([line for line in lines if "relation" in line]) == 10, "nothing of the large ones was stored"
