@@ -116,4 +116,7 @@ UMBRACO_NO_NODE = "{file} line {line}: {column} {value} is not an id of umbracoN
 UMBRACO_NO_TYPE = "{file} line {line}: relType {value} is not an id of umbracoRelationType.csv."
 UMBRACO_VALUE = "{file} line {line}: {column} {value!r} is not {expected}."
 LINE_TOO_LONG = "Longer than {limit} bytes."
-IMPORT_CONCURRENT_TYPE = "Relation type '{alias}' was created meanwhile by another request; retry the import."
+IMPORT_CONFLICT = (
+    "A relation type named in the import was created, changed or deleted meanwhile; nothing was stored, "
+    "retry the import."
+)

@@ -195,12 +195,29 @@ async def _import(
     if (created_types or changed_types) and not may_change_types:
         raise Forbidden()
 
+    try:
+        await _write(conn, project, reader, created_types, changed_types, outcome)
+    except (asyncpg.IntegrityConstraintViolationError, asyncpg.TransactionRollbackError):
+        # A type deleted or created meanwhile by the API (its writers do not take the project's lock),
+        # or a deadlock with such a writer: nothing is stored, and the import can simply run again.
+        raise Conflict(messages.IMPORT_CONFLICT) from None
+    return outcome
+
+
+async def _write(
+    conn: asyncpg.Connection,
+    project: str,
+    reader: LineReader,
+    created_types: list[str],
+    changed_types: list[str],
+    outcome: Outcome,
+) -> None:
     for alias in created_types:
         line = reader.types[alias]
         if not await queries.insert_type(
             conn, project=project, line=line, type_id=line.type_id or type_id(alias, line.fields.name)
         ):
-            raise Conflict(messages.IMPORT_CONCURRENT_TYPE.format(alias=alias))
+            raise Conflict(messages.IMPORT_CONFLICT)
     for alias in changed_types:
         await queries.update_type(conn, project=project, line=reader.types[alias])
 
@@ -210,7 +227,6 @@ async def _import(
     await queries.run(conn, queries.INSERT_RELATIONS, project)
     if outcome.relations.created + outcome.relations.updated >= ANALYZE_AFTER:
         await queries.run(conn, queries.ANALYZE_WRITTEN)
-    return outcome
 
 
 async def _stage(

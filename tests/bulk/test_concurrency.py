@@ -12,7 +12,7 @@ import pytest
 from starlette.applications import Starlette
 
 from service import messages
-from service.bulk import service
+from service.bulk import queries, service
 from service.db import Database
 from service.schema import connect
 from tests.bulk.helpers import NDJSON, children, export, ndjson, relation, upload
@@ -252,3 +252,31 @@ async def test_an_export_whose_client_goes_away_gives_its_connection_back(
         await asyncio.sleep(0.05)
     assert db.pool_usage()[1] == 0, "the export's connection went back to the pool"
     assert len([line for line in await export(client, project) if "relation" in line]) == 20
+
+
+async def test_a_type_deleted_meanwhile_is_a_conflict(
+    client: httpx.AsyncClient, project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The API's type writers do not take the project's lock: a type deleted between the import's
+    checks and its writes fails the foreign key, which is a 409 to retry, and nothing is stored."""
+    created = await client.post(
+        "/relation/type", json={"alias": "brief", "name": "Brief"}, headers=project.headers
+    )
+    assert created.status_code == 201
+    original = queries.run
+
+    async def delete_first(conn: Any, sql: str, *args: Any) -> str:
+        if sql == queries.INSERT_RELATIONS:
+            await conn.execute(
+                "DELETE FROM relation_type WHERE project = $1 AND alias = 'brief'", project.alias
+            )
+        return await original(conn, sql, *args)
+
+    monkeypatch.setattr(queries, "run", delete_first)
+    answer = await upload(
+        client, project, ndjson(relation(guid(), guid(), "brief"), relation(guid(), guid()))
+    )
+    assert answer.status_code == 409, answer.text
+    monkeypatch.undo()
+    assert [line for line in await export(client, project) if "relation" in line] == []
+    assert (await client.get("/relation/type/brief", headers=project.headers)).status_code == 200
