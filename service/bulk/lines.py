@@ -85,7 +85,8 @@ def _moment(value: Any) -> datetime | None:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-def _field(kind: str, name: str, message: str) -> str:
+def field_problem(kind: str, name: str, message: str) -> str:
+    """A line's problem with one field: `relation.parentId: Must be a GUID.`"""
     return messages.LINE_FIELD.format(kind=kind, field=name, message=message)
 
 
@@ -174,51 +175,49 @@ class LineReader:
         found: list[str] = []
         if not RELATION_FIELDS.issuperset(body):
             found.extend(
-                _field(RELATION_KEY, name, messages.FIELD_UNKNOWN)
+                field_problem(RELATION_KEY, name, messages.FIELD_UNKNOWN)
                 for name in body
                 if name not in RELATION_FIELDS
             )
-        parent = _guid(body.get("parentId"))
-        if parent is None:
-            given = body.get("parentId") is not None
-            found.append(
-                _field(
-                    RELATION_KEY, "parentId", messages.FIELD_NOT_GUID if given else messages.FIELD_REQUIRED
-                )
-            )
-        child = _guid(body.get("childId"))
-        if child is None:
-            given = body.get("childId") is not None
-            found.append(
-                _field(RELATION_KEY, "childId", messages.FIELD_NOT_GUID if given else messages.FIELD_REQUIRED)
-            )
+        parent, child = (self._node(body, name, found) for name in ("parentId", "childId"))
         alias = body.get("relationTypeAlias")
         problem = self._alias_problem(alias)
         if problem:
-            found.append(_field(RELATION_KEY, "relationTypeAlias", problem))
+            found.append(field_problem(RELATION_KEY, "relationTypeAlias", problem))
         comment = body.get("comment")
         if comment is None:
             comment = ""
         elif type(comment) is not str:
-            found.append(_field(RELATION_KEY, "comment", messages.FIELD_NOT_STRING))
+            found.append(field_problem(RELATION_KEY, "comment", messages.FIELD_NOT_STRING))
         elif len(comment) > COMMENT_LIMIT:
-            found.append(_field(RELATION_KEY, "comment", messages.FIELD_TOO_LONG.format(limit=COMMENT_LIMIT)))
+            found.append(
+                field_problem(RELATION_KEY, "comment", messages.FIELD_TOO_LONG.format(limit=COMMENT_LIMIT))
+            )
         elif "\x00" in comment:
-            found.append(_field(RELATION_KEY, "comment", messages.FIELD_NUL))
+            found.append(field_problem(RELATION_KEY, "comment", messages.FIELD_NUL))
         created = None
         if body.get("_createDate") is not None:
             try:
                 created = _moment(body["_createDate"])
             except ValueError:
-                found.append(_field(RELATION_KEY, "_createDate", messages.LINE_NOT_DATE))
+                found.append(field_problem(RELATION_KEY, "_createDate", messages.LINE_NOT_DATE))
         relation_id = body.get("_id")
         if relation_id is not None and (type(relation_id) is not int or relation_id < 1):
-            found.append(_field(RELATION_KEY, "_id", messages.LINE_NOT_INTEGER))
+            found.append(field_problem(RELATION_KEY, "_id", messages.LINE_NOT_INTEGER))
         if found:
             for message in found:
                 self.problems.add(number, message)
             return None
         return (number, str(alias), parent, child, comment, created)
+
+    @staticmethod
+    def _node(body: dict[str, Any], name: str, found: list[str]) -> Any:
+        """The staging value of the GUID `name`, or None with its problem added to `found`."""
+        guid = _guid(body.get(name))
+        if guid is None:
+            problem = messages.FIELD_NOT_GUID if body.get(name) is not None else messages.FIELD_REQUIRED
+            found.append(field_problem(RELATION_KEY, name, problem))
+        return guid
 
     def _type(self, body: Any) -> None:
         number = self.lines
@@ -231,12 +230,12 @@ class LineReader:
         except ValidationFailed as failed:
             fields = None
             for name, problems in failed.errors.items():
-                found.extend(_field(TYPE_KEY, name, problem) for problem in problems)
+                found.extend(field_problem(TYPE_KEY, name, problem) for problem in problems)
         type_id = None
         if body.get("_id") is not None:
             type_id = parse_guid(body["_id"])
             if type_id is None:
-                found.append(_field(TYPE_KEY, "_id", messages.FIELD_NOT_GUID))
+                found.append(field_problem(TYPE_KEY, "_id", messages.FIELD_NOT_GUID))
         moments: dict[str, datetime | None] = {}
         for name in ("_createDate", "_updateDate"):
             moments[name] = None
@@ -244,7 +243,7 @@ class LineReader:
                 try:
                     moments[name] = _moment(body[name])
                 except ValueError:
-                    found.append(_field(TYPE_KEY, name, messages.LINE_NOT_DATE))
+                    found.append(field_problem(TYPE_KEY, name, messages.LINE_NOT_DATE))
         if fields is not None and fields.alias in self.types:
             earlier = self.types[fields.alias].line
             found.append(messages.LINE_TYPE_DUPLICATE.format(alias=fields.alias, line=earlier))

@@ -176,34 +176,14 @@ async def stage(conn: asyncpg.Connection, *, records: Sequence[Staged]) -> None:
 
 
 async def insert_type(conn: asyncpg.Connection, *, project: str, line: TypeLine, type_id: uuid.UUID) -> bool:
-    fields = line.fields
+    fields = type_queries.stored_fields(line.fields)
     created = await conn.fetchval(
-        INSERT_TYPE,
-        project,
-        fields.alias,
-        type_id,
-        fields.name,
-        fields.parent_object_type,
-        fields.child_object_type,
-        fields.is_bidirectional,
-        fields.is_dependency,
-        fields.cardinality,
-        line.created_at,
-        line.updated_at,
+        INSERT_TYPE, project, line.fields.alias, type_id, *fields, line.created_at, line.updated_at
     )
     return created is not None
 
 
 async def update_type(conn: asyncpg.Connection, *, project: str, line: TypeLine) -> None:
-    fields = line.fields
     await conn.execute(
-        type_queries.UPDATE,
-        project,
-        fields.alias,
-        fields.name,
-        fields.parent_object_type,
-        fields.child_object_type,
-        fields.is_bidirectional,
-        fields.is_dependency,
-        fields.cardinality,
+        type_queries.UPDATE, project, line.fields.alias, *type_queries.stored_fields(line.fields)
     )

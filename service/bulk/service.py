@@ -24,7 +24,7 @@ import asyncpg
 from service import messages
 from service.bulk import lines as bulk_lines
 from service.bulk import queries
-from service.bulk.lines import MAX_PROBLEMS, LineReader, Staged, TypeLine
+from service.bulk.lines import MAX_PROBLEMS, LineReader, Staged, TypeLine, field_problem
 from service.db import Database
 from service.errors import Conflict, Forbidden, RelationTypeNotFound
 from service.relation_types.model import describe, from_row, type_id
@@ -156,14 +156,8 @@ async def _import(
 
     if staged:
         for row in await queries.rows(conn, queries.UNKNOWN_TYPES, list(cardinality), MAX_PROBLEMS):
-            problems.add(
-                row["line"],
-                messages.LINE_FIELD.format(
-                    kind="relation",
-                    field="relationTypeAlias",
-                    message=messages.RELATION_TYPE_UNKNOWN.format(alias=row["type_alias"]),
-                ),
-            )
+            unknown = messages.RELATION_TYPE_UNKNOWN.format(alias=row["type_alias"])
+            problems.add(row["line"], field_problem("relation", "relationTypeAlias", unknown))
         for row in await queries.rows(conn, queries.DUPLICATES, MAX_PROBLEMS):
             problems.add(row["line"], messages.LINE_DUPLICATE.format(line=row["first"]))
     if problems:
@@ -172,24 +166,14 @@ async def _import(
     await queries.run(conn, queries.PLAN, project)
     ones = [alias for alias, value in cardinality.items() if value == "one"]
     for row in await queries.rows(conn, queries.CARDINALITY_ONE, ones, MAX_PROBLEMS):
-        problems.add(
-            row["line"],
-            messages.LINE_FIELD.format(
-                kind="relation",
-                field="childId",
-                message=messages.CARDINALITY_ONE_TAKEN.format(alias=row["type_alias"]),
-            ),
-        )
+        taken = messages.CARDINALITY_ONE_TAKEN.format(alias=row["type_alias"])
+        problems.add(row["line"], field_problem("relation", "childId", taken))
     for alias in changed_types:
         line = reader.types[alias]
         tightened = line.fields.cardinality == "one" and stored[alias]["cardinality"] != "one"
         if tightened and await queries.rows(conn, queries.SEVERAL_CHILDREN_ELSEWHERE, project, alias):
-            problems.add(
-                line.line,
-                messages.LINE_FIELD.format(
-                    kind="relationType", field="cardinality", message=messages.CARDINALITY_ONE_CONFLICT
-                ),
-            )
+            conflict = field_problem("relationType", "cardinality", messages.CARDINALITY_ONE_CONFLICT)
+            problems.add(line.line, conflict)
     if problems:
         raise problems.error()
     if (created_types or changed_types) and not may_change_types:

@@ -7,6 +7,8 @@ from typing import Any
 import httpx
 import orjson
 
+from service.db import Database
+from service.projects.service import create_key
 from tests.conftest import Project
 
 NDJSON = "application/x-ndjson"
@@ -58,3 +60,27 @@ async def children(client: httpx.AsyncClient, project: Project, parent: str, ali
     )
     assert answer.status_code == 200, answer.text
     return [item["childId"] for item in answer.json()["_embedded"]["relations"]]
+
+
+def asgi_scope(method: str, path: str, project: Project, *headers: tuple[bytes, bytes]) -> dict[str, Any]:
+    """An HTTP request's ASGI scope, to call the app with receive() and send() of the test's own."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"testserver"), (b"api-key", project.api_key.encode()), *headers],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+
+
+async def export_of(client: httpx.AsyncClient, db: Database, alias: str) -> list[dict[str, Any]]:
+    """The export of a project the test did not make itself (the CLI did)."""
+    new = await create_key(db, project=alias, scopes=["relations:read"])
+    return await export(client, Project(alias=alias, api_key=new.key, db=db))

@@ -13,7 +13,7 @@ import orjson
 
 from service.db import Database
 from service.projects import queries as project_queries
-from tests.bulk.helpers import export, ndjson, relation, relation_type
+from tests.bulk.helpers import export_of, ndjson, relation, relation_type
 from tests.conftest import Project, guid
 from tests.test_cli import RELATIONS, new_alias, relations
 
@@ -57,10 +57,7 @@ async def test_export_then_import_into_a_new_project(
         "relationTypes": {"created": 1, "updated": 0, "unchanged": 6},
         "relations": {"created": 3, "updated": 0, "unchanged": 0},
     }
-    key = (
-        await relations(database_url, "keys", "create", "--project", target, "--scopes", "relations:read")
-    ).last_line
-    again = await export(client, Project(alias=target, api_key=key, db=db))
+    again = await export_of(client, db, target)
     assert [line["relation"]["childId"] for line in again if "relation" in line] == [
         orjson.loads(line)["relation"]["childId"] for line in lines[7:]
     ]

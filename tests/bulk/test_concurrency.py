@@ -15,30 +15,13 @@ from service import messages
 from service.bulk import queries, service
 from service.db import Database
 from service.schema import connect
-from tests.bulk.helpers import NDJSON, children, export, ndjson, relation, upload
+from tests.bulk.helpers import NDJSON, asgi_scope, children, export, ndjson, relation, upload
 from tests.conftest import Project, guid, wait_until_blocked
 
 
 async def call(app: Starlette, project: Project, parts: list[dict[str, Any]]) -> tuple[int, bytes]:
     """POST /relation/import straight through ASGI, the body given as receive() messages."""
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.3"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/relation/import",
-        "raw_path": b"/relation/import",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [
-            (b"host", b"testserver"),
-            (b"content-type", NDJSON.encode()),
-            (b"api-key", project.api_key.encode()),
-        ],
-        "client": ("127.0.0.1", 50000),
-        "server": ("testserver", 80),
-    }
+    scope = asgi_scope("POST", "/relation/import", project, (b"content-type", NDJSON.encode()))
     incoming = list(parts)
     sent: list[dict[str, Any]] = []
 
@@ -167,20 +150,7 @@ async def test_an_export_that_fails_midway_never_ends_its_body(
     the server abort the connection without the final chunk: a cut-off export never looks complete."""
     monkeypatch.setattr(service, "EXPORT_BATCH", 2)
     await upload(client, project, ndjson(*(relation(guid(), guid()) for _ in range(10))))
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.3"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": "/relation/export",
-        "raw_path": b"/relation/export",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"testserver"), (b"api-key", project.api_key.encode())],
-        "client": ("127.0.0.1", 50000),
-        "server": ("testserver", 80),
-    }
+    scope = asgi_scope("GET", "/relation/export", project)
     sent: list[dict[str, Any]] = []
     admin = await connect(database_url)
 
@@ -215,20 +185,7 @@ async def test_an_export_whose_client_goes_away_gives_its_connection_back(
 ) -> None:
     monkeypatch.setattr(service, "EXPORT_BATCH", 1)
     await upload(client, project, ndjson(*(relation(guid(), guid()) for _ in range(20))))
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.3"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": "/relation/export",
-        "raw_path": b"/relation/export",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"testserver"), (b"api-key", project.api_key.encode())],
-        "client": ("127.0.0.1", 50000),
-        "server": ("testserver", 80),
-    }
+    scope = asgi_scope("GET", "/relation/export", project)
     gone = asyncio.Event()
     bodies = 0
 

@@ -11,8 +11,7 @@ import pytest
 
 from service.bulk.umbraco import UmbracoProblems, convert
 from service.db import Database
-from tests.bulk.helpers import export
-from tests.conftest import Project
+from tests.bulk.helpers import export_of
 from tests.test_cli import new_alias, relations
 
 DOCUMENT = "C66BA18E-EAF3-4CFF-8A22-41B16D66A972"
@@ -139,10 +138,7 @@ async def test_cli_imports_an_umbraco_site(
         "relationTypes": {"created": 1, "updated": 0, "unchanged": 1},
         "relations": {"created": 4, "updated": 0, "unchanged": 0},
     }
-    key = (
-        await relations(database_url, "keys", "create", "--project", target, "--scopes", "relations:read")
-    ).last_line
-    lines = await export(client, Project(alias=target, api_key=key, db=db))
+    lines = await export_of(client, db, target)
     related = [
         line["relation"]["childId"] for line in lines if line.get("relation", {}).get("parentId") == HOME
     ]
