@@ -127,6 +127,9 @@ class LineReader:
             if self._skipping:  # the end of a line already reported as too long
                 self._skipping = False
                 continue
+            if len(raw) > MAX_LINE_BYTES:
+                self.problems.add(self.lines, messages.LINE_TOO_LONG.format(limit=MAX_LINE_BYTES))
+                continue
             yield raw
         if len(self._rest) > MAX_LINE_BYTES and not self._skipping:
             self.problems.add(self.lines + 1, messages.LINE_TOO_LONG.format(limit=MAX_LINE_BYTES))
