@@ -76,7 +76,22 @@ ON CONFLICT (project, alias) DO NOTHING
 RETURNING alias"""
 
 # --- import: the plan -----------------------------------------------------------------------------
-# Every list the file names (type, parent), with the final order of its members: the file's, in line
+# The lists the file names, and whether each has members already (`known`). A list that has none (all
+# of them, in an import into an empty project) needs no plan: its rows go in straight from the staging
+# table, in line order (INSERT_FRESH).
+LIST_TABLE = "import_list"
+LISTS = f"""
+CREATE TEMP TABLE {LIST_TABLE} ON COMMIT DROP AS
+SELECT l.type_alias, l.parent, EXISTS (
+    SELECT 1 FROM relation AS r WHERE r.project = $1 AND r.parent = l.parent AND r.type_alias = l.type_alias
+) AS known
+FROM (SELECT DISTINCT type_alias, parent FROM {STAGING_TABLE}) AS l"""
+# The staging rows of lists without members, each with its place in its list.
+FRESH_ROWS = f"""
+SELECT s.*, row_number() OVER (PARTITION BY s.parent, s.type_alias ORDER BY s.line) AS rank
+FROM {STAGING_TABLE} AS s JOIN {LIST_TABLE} AS l
+  ON l.type_alias = s.type_alias AND l.parent = s.parent AND NOT l.known"""
+# Every list the file names that has members, with the final order of its members: the file's, in line
 # order, then the members the file does not name, in their present order. `rank` is a member's place
 # in the final list; `kept_rank`/`old_rank` its place among the members that were there before, after
 # and before the import (they differ when it moved). A list is renumbered (rank times the gap) when a member
@@ -86,7 +101,10 @@ PLAN_TABLE = "import_plan"
 PLAN = f"""
 CREATE TEMP TABLE {PLAN_TABLE} ON COMMIT DROP AS
 WITH lists AS (
-    SELECT DISTINCT type_alias, parent FROM {STAGING_TABLE}
+    SELECT type_alias, parent FROM {LIST_TABLE} WHERE known
+), staged AS (
+    SELECT s.* FROM {STAGING_TABLE} AS s
+    JOIN lists AS l ON l.type_alias = s.type_alias AND l.parent = s.parent
 ), existing AS (
     SELECT r.id, r.type_alias, r.parent, r.child, r.position, r.comment,
            row_number() OVER (PARTITION BY r.type_alias, r.parent ORDER BY r.position, r.id) AS old_rank
@@ -96,7 +114,7 @@ WITH lists AS (
     SELECT coalesce(s.type_alias, e.type_alias) AS type_alias, coalesce(s.parent, e.parent) AS parent,
            coalesce(s.child, e.child) AS child, s.line, s.comment, s.created_at,
            e.id, e.position AS old_position, e.comment AS old_comment, e.old_rank
-    FROM {STAGING_TABLE} AS s
+    FROM staged AS s
     FULL JOIN existing AS e ON e.type_alias = s.type_alias AND e.parent = s.parent AND e.child = s.child
 ), ranked AS (
     SELECT *, row_number() OVER list AS rank, count(id) OVER list AS kept_rank FROM joined
@@ -120,8 +138,11 @@ SELECT type_alias, parent, child, line, comment, created_at, id, old_comment, ol
        id IS NOT NULL AND (old_position IS DISTINCT FROM
            CASE WHEN renumber THEN rank * {POSITION_GAP} ELSE old_position END) AS repositioned
 FROM listed"""
+# The counts of the file's relations (the fresh lists' rows are all created).
 TALLY = f"""
-SELECT count(*) FILTER (WHERE id IS NULL) AS created,
+SELECT count(*) FILTER (WHERE id IS NULL)
+       + (SELECT count(*) FROM {STAGING_TABLE} AS s JOIN {LIST_TABLE} AS l
+          ON l.type_alias = s.type_alias AND l.parent = s.parent AND NOT l.known) AS created,
        count(*) FILTER (WHERE id IS NOT NULL AND line IS NOT NULL
                         AND (comment <> old_comment OR kept_rank <> old_rank)) AS updated,
        count(*) FILTER (WHERE id IS NOT NULL AND line IS NOT NULL
@@ -130,13 +151,17 @@ FROM {PLAN_TABLE}"""
 # Lists of a cardinality-one type that would have several members: the line to blame is the file's
 # second member of the list, or its only one (when the list already has another child).
 CARDINALITY_ONE = f"""
-SELECT coalesce(min(line) FILTER (WHERE rank > 1), min(line)) AS line, type_alias FROM {PLAN_TABLE}
-WHERE type_alias = ANY($1::text[]) GROUP BY type_alias, parent HAVING count(*) > 1 ORDER BY 1 LIMIT $2"""
+SELECT coalesce(min(line) FILTER (WHERE rank > 1), min(line)) AS line, type_alias FROM (
+    SELECT type_alias, parent, line, rank FROM {PLAN_TABLE} WHERE type_alias = ANY($1::text[])
+    UNION ALL
+    SELECT type_alias, parent, line, rank FROM ({FRESH_ROWS}) AS fresh WHERE type_alias = ANY($1::text[])
+) AS members
+GROUP BY type_alias, parent HAVING count(*) > 1 ORDER BY 1 LIMIT $2"""
 # A type the file turns into cardinality one, with a parent of several children in a list the file
 # does not name.
 SEVERAL_CHILDREN_ELSEWHERE = f"""
 SELECT 1 FROM relation AS r WHERE r.project = $1 AND r.type_alias = $2 AND NOT EXISTS (
-    SELECT 1 FROM {PLAN_TABLE} AS p WHERE p.type_alias = r.type_alias AND p.parent = r.parent)
+    SELECT 1 FROM {LIST_TABLE} AS l WHERE l.type_alias = r.type_alias AND l.parent = r.parent)
 GROUP BY r.parent HAVING count(*) > 1 LIMIT 1"""
 
 # --- import: the writes (plain statements: the tables' triggers see every row) --------------------
@@ -150,6 +175,10 @@ INSERT_RELATIONS = f"""
 INSERT INTO relation (project, type_alias, parent, child, position, comment, created_at)
 SELECT $1, type_alias, parent, child, position, comment, coalesce(created_at, now()) FROM {PLAN_TABLE}
 WHERE id IS NULL ORDER BY parent, type_alias, rank"""
+INSERT_FRESH = f"""
+INSERT INTO relation (project, type_alias, parent, child, position, comment, created_at)
+SELECT $1, type_alias, parent, child, rank * {POSITION_GAP}, comment, coalesce(created_at, now())
+FROM ({FRESH_ROWS}) AS fresh ORDER BY parent, type_alias, rank"""
 # Statistics fit for the planner the moment the rows are visible (ANALYZE counts this transaction's
 # own rows): after a large import, autovacuum's next run may be minutes away.
 ANALYZE_WRITTEN = "ANALYZE relation, child_list"

@@ -163,6 +163,7 @@ async def _import(
     if problems:
         raise problems.error()
 
+    await queries.run(conn, queries.LISTS, project)
     await queries.run(conn, queries.PLAN, project)
     ones = [alias for alias, value in cardinality.items() if value == "one"]
     for row in await queries.rows(conn, queries.CARDINALITY_ONE, ones, MAX_PROBLEMS):
@@ -209,6 +210,7 @@ async def _write(
     outcome.relations = Tally(tally["created"], tally["updated"], tally["unchanged"])
     await queries.run(conn, queries.UPDATE_RELATIONS, project)
     await queries.run(conn, queries.INSERT_RELATIONS, project)
+    await queries.run(conn, queries.INSERT_FRESH, project)
     if outcome.relations.created + outcome.relations.updated >= ANALYZE_AFTER:
         await queries.run(conn, queries.ANALYZE_WRITTEN)
 
