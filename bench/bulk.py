@@ -24,19 +24,20 @@ CHUNK = 1 << 20
 TYPE_LINES = 6  # the built-in types of the new project
 
 
-def rows(relations: int, lists: int) -> Iterator[tuple[str, str, int]]:
-    """(parent, child, position within its list) of the data set, the same on every run."""
+def rows(relations: int, lists: int, run: int) -> Iterator[tuple[str, str, int]]:
+    """(parent, child, position within its list) of the data set. GUIDs differ from run to run (`run`):
+    the same keys again would meet the dead index entries of the last run's rows."""
     per_list = max(relations // lists, 1)
     for number in range(relations):
-        parent = uuid.UUID(int=(0xB0 << 120) + number // per_list)
-        child = uuid.UUID(int=(0xC0 << 120) + number)
+        parent = uuid.UUID(int=(0xB0 << 120) + (run << 64) + number // per_list)
+        child = uuid.UUID(int=(0xC0 << 120) + (run << 64) + number)
         yield str(parent), str(child), number % per_list + 1
 
 
-def write_files(folder: Path, relations: int, lists: int) -> tuple[Path, Path]:
+def write_files(folder: Path, relations: int, lists: int, run: int) -> tuple[Path, Path]:
     ndjson, text = folder / "bulk-import.ndjson", folder / "bulk-copy.txt"
     with ndjson.open("wb") as lines, text.open("w") as copy:
-        for parent, child, position in rows(relations, lists):
+        for parent, child, position in rows(relations, lists, run):
             line = {
                 "parentId": parent,
                 "childId": child,
@@ -130,7 +131,7 @@ def run(url: str, folder: Path, *, relations: int, lists: int, log: Any) -> dict
 
     api_key = asyncio.run(key())
     log(f"bulk: writing {relations:,} relations in {lists:,} lists")
-    ndjson, text = write_files(folder, relations, lists)
+    ndjson, text = write_files(folder, relations, lists, run=int(time.time()) & 0xFFFFFFFF)
     try:
         bare_seconds = asyncio.run(copy_seconds(url, text, BARE_TABLE))
         log(f"  PostgreSQL COPY into a bare table: {bare_seconds:.2f} s")
@@ -186,6 +187,9 @@ async def _drop(url: str, project: str, connect: Any) -> None:
     try:
         await connection.execute("DELETE FROM relation WHERE project = $1", project)
         await connection.execute("DELETE FROM project WHERE project = $1", project)
+        # The next run then finds space to reuse, not a table twice the size with dead rows in it.
+        await connection.execute("VACUUM relation")
+        await connection.execute("VACUUM child_list")
     finally:
         await connection.close()
 
