@@ -142,19 +142,10 @@ async def _import(
     if problems.full:
         raise problems.error()
     await queries.run(conn, queries.ANALYZE_STAGING)
-    await queries.run(conn, queries.LOCK_PROJECT, project)
-
-    stored = {
-        row["alias"]: row
-        for row in await queries.rows(conn, queries.TYPES_FOR_UPDATE, project, list(reader.types))
-    }
-    created_types, changed_types = _type_changes(reader.types, stored, outcome.relation_types)
-    cardinality = {
-        row["alias"]: row["cardinality"] for row in await queries.rows(conn, queries.TYPE_ALIASES, project)
-    }
-    cardinality.update({alias: line.fields.cardinality for alias, line in reader.types.items()})
-
+    # The checks of the file alone run before the project's lock is taken, so list edits wait only
+    # for the merge (a type deleted in between fails the foreign key: 409, retry).
     if staged:
+        cardinality = await _cardinalities(conn, project, reader)
         for row in await queries.rows(conn, queries.UNKNOWN_TYPES, list(cardinality), MAX_PROBLEMS):
             unknown = messages.RELATION_TYPE_UNKNOWN.format(alias=row["type_alias"])
             problems.add(row["line"], field_problem("relation", "relationTypeAlias", unknown))
@@ -163,6 +154,13 @@ async def _import(
     if problems:
         raise problems.error()
 
+    await queries.run(conn, queries.LOCK_PROJECT, project)
+    stored = {
+        row["alias"]: row
+        for row in await queries.rows(conn, queries.TYPES_FOR_UPDATE, project, list(reader.types))
+    }
+    created_types, changed_types = _type_changes(reader.types, stored, outcome.relation_types)
+    cardinality = await _cardinalities(conn, project, reader)
     await queries.run(conn, queries.LISTS, project)
     await queries.run(conn, queries.PLAN, project)
     ones = [alias for alias, value in cardinality.items() if value == "one"]
@@ -213,6 +211,15 @@ async def _write(
     await queries.run(conn, queries.INSERT_FRESH, project)
     if outcome.relations.created + outcome.relations.updated >= ANALYZE_AFTER:
         await queries.run(conn, queries.ANALYZE_WRITTEN)
+
+
+async def _cardinalities(conn: asyncpg.Connection, project: str, reader: LineReader) -> dict[str, str]:
+    """Every type the import may use (the project's and the file's), with its cardinality after it."""
+    found = {
+        row["alias"]: row["cardinality"] for row in await queries.rows(conn, queries.TYPE_ALIASES, project)
+    }
+    found.update({alias: line.fields.cardinality for alias, line in reader.types.items()})
+    return found
 
 
 async def _stage(
