@@ -100,18 +100,18 @@ class _Reader:
         self.problems = problems
 
     def rows(self, name: str) -> Iterator[tuple[int, dict[str, str | None]]]:
-        """(line, row by lower-case column name); BOMs (SQL Server) and header case are forgiven."""
+        """(line, row by lower-case column name); BOMs (SQL Server) and header case are forgiven. A
+        missing file or column ends the conversion at once (every row would be reported otherwise)."""
         path = self.folder / name
         if not path.is_file():
-            self.problems.append(messages.UMBRACO_FILE_MISSING.format(file=name, folder=self.folder))
-            return
+            raise UmbracoProblems([messages.UMBRACO_FILE_MISSING.format(file=name, folder=self.folder)])
         with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.reader(handle)
             header = [column.strip().lower() for column in next(reader, [])]
             missing = [column for column in NEEDED[name] if column.lower() not in header]
             if missing:
-                self.problems.append(messages.UMBRACO_COLUMNS.format(file=name, columns=", ".join(missing)))
-                return
+                columns = ", ".join(missing)
+                raise UmbracoProblems([messages.UMBRACO_COLUMNS.format(file=name, columns=columns)])
             for values in reader:
                 if values:
                     yield reader.line_num, dict(zip(header, values, strict=False))

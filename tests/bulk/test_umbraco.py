@@ -120,9 +120,14 @@ def test_unmappable_rows_name_their_file_and_line(tmp_path: Path) -> None:
         "umbracoRelation.csv line 7: relType 7 is not an id of umbracoRelationType.csv.",
         "umbracoRelation.csv line 8: parentId 'x' is not an integer.",
     ]
+    (tmp_path / "umbracoRelation.csv").write_text("id,parentId,childId,relType,comment\n1,2,3,4,\n")
+    with pytest.raises(UmbracoProblems) as columns:
+        convert(tmp_path)
+    assert columns.value.problems == ["umbracoRelation.csv: the header lacks the column(s) datetime."]
     (tmp_path / "umbracoNode.csv").unlink()
     with pytest.raises(UmbracoProblems) as missing:
         convert(tmp_path)
+    assert len(missing.value.problems) == 1
     assert missing.value.problems[0].startswith("umbracoNode.csv: not found in ")
 
 
