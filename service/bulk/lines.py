@@ -31,7 +31,7 @@ TYPE_EXTRAS = ("_id", "_createDate", "_updateDate", "_links")
 MAX_LINE_BYTES = 1 << 20
 MAX_PROBLEMS = 100
 MAX_TYPES = 10_000
-_CANONICAL_GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_CANONICAL_GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 # A row of the staging table: line, relation type alias, parent, child, comment, created (or None).
 Staged = tuple[int, str, Any, Any, str, datetime | None]
@@ -73,7 +73,7 @@ class Problems:
 def _guid(value: Any) -> Any:
     """The staging value of a GUID in any of the API's spellings (asyncpg encodes the common
     lower-case string itself), or None."""
-    if type(value) is str and _CANONICAL_GUID.match(value):
+    if type(value) is str and _CANONICAL_GUID.fullmatch(value):
         return value
     return parse_guid(value)
 
