@@ -117,11 +117,14 @@ class ApiRoute(Route):
         self.scope = scope
 
 
-def api_route(path: str, handler: Handler, *, method: str, name: str, scope: str) -> ApiRoute:
-    """An authenticated API route for one method, requiring `scope`. Writes honour `Idempotency-Key`."""
+def api_route(
+    path: str, handler: Handler, *, method: str, name: str, scope: str, idempotency: bool = True
+) -> ApiRoute:
+    """An authenticated API route for one method, requiring `scope`. Writes honour `Idempotency-Key`
+    unless `idempotency` is False (a streamed body cannot be kept for a replay)."""
     run = handler
     writes = method in WRITE_METHODS
-    if writes:
+    if writes and idempotency:
         invalid = messages.RELATION_TYPE_INVALID if scope == TYPES_WRITE else messages.RELATION_INVALID
         run = idempotent(handler, invalid_message=invalid)
 
