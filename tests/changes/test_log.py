@@ -215,3 +215,31 @@ async def test_writers_must_be_read_committed(db: Database, project: Project) ->
         async with db.transaction():
             await db.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             await db.execute(INSERT_ONE, project.alias, "umbDocument")
+
+
+async def test_an_import_logs_what_it_creates_and_moves(
+    client: httpx.AsyncClient, db: Database, project: Project
+) -> None:
+    from tests.bulk.helpers import ndjson, relation, relation_type, upload
+
+    parent, a, b = guid(), guid(), guid()
+    start = await feed.end(db)
+    body = ndjson(
+        relation_type("imported", "Imported"),
+        relation(parent, a, "imported"),
+        relation(parent, b, "imported"),
+    )
+    answer = await upload(client, project, body)
+    assert answer.status_code == 200, answer.text
+    events = await events_after(db, project.alias, start)
+    assert kinds(events) == ["relationType.created", "relation.created", "relation.created"]
+    assert [event["data"]["childId"] for event in events[1:]] == [a, b]
+
+    start = await feed.end(db)
+    answer = await upload(
+        client, project, ndjson(relation(parent, b, "imported"), relation(parent, a, "imported"))
+    )
+    assert answer.status_code == 200, answer.text
+    events = await events_after(db, project.alias, start)
+    assert kinds(events) == ["list.reordered"]
+    assert events[0]["data"]["parentId"] == parent
