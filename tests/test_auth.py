@@ -24,11 +24,12 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from starlette.applications import Starlette
+from starlette.responses import Response
 
 from service import messages
 from service.app import api_routes, create_app
 from service.db import Database
-from service.endpoint import ApiRoute
+from service.endpoint import ApiRoute, Context, api_route
 from service.projects import queries as project_queries
 from service.projects.service import SCOPES, create_key, create_project
 from service.settings import Settings
@@ -45,7 +46,7 @@ BAD_VERSION = {"Api-Version": "3"}
 
 def all_api_routes() -> list[ApiRoute]:
     """Every route behind the credential checks (health, docs and metrics have no scope)."""
-    return [route for route in api_routes() if isinstance(route, ApiRoute)]
+    return [single for route in api_routes() if isinstance(route, ApiRoute) for single in route.per_method()]
 
 
 ROUTES = all_api_routes()
@@ -85,15 +86,15 @@ def request_body(route: ApiRoute) -> bytes | None:
 
 def test_concrete_paths_from_templates() -> None:
     """Routes added later get their parameters from the template (e.g. the child-list routes)."""
-    child_list = ApiRoute("/relation/parent/{guid}/{alias}", _noop, method="PATCH", name="t", scope="x")
+    child_list = api_route("/relation/parent/{guid}/{alias}", _noop, method="PATCH", name="t", scope="x")
     assert concrete_path(child_list) == f"/relation/parent/{FIXED_GUID}/relateDocumentOnCopy"
-    by_id = ApiRoute("/relation/{id:int}", _noop, method="GET", name="t", scope="x")
+    by_id = api_route("/relation/{id:int}", _noop, method="GET", name="t", scope="x")
     assert concrete_path(by_id) == "/relation/1"
     assert concrete_path(by_id, {"id": "42"}) == "/relation/42"
 
 
-async def _noop() -> None:
-    return None
+async def _noop(ctx: Context) -> Response:
+    return Response()
 
 
 def test_routes_are_found() -> None:

@@ -21,6 +21,7 @@ from service.child_lists.planner import (
     Window,
     WindowTooSmall,
     collapse,
+    finish_moved,
     order_connect,
     plan_connect,
     plan_replace,
@@ -94,9 +95,7 @@ def plan_as_service(
         plan = plan_connect(window, items, disconnect, strict=strict, add_only=add_only)
     except WindowTooSmall:
         plan = plan_connect(Window.whole(rows), items, disconnect, strict=strict, add_only=add_only)
-    if plan.intervals:
-        plan.moved = plan.moved_with(counts_for(rows, plan))
-    return plan
+    return finish_moved(plan, counts_for(rows, plan))
 
 
 def item(n: int, kind: str = "end", anchor: int | None = None, index: int = 0) -> Item:
