@@ -150,7 +150,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         assert settings.database_url
         await start_database(settings.database_url, db, wait_seconds=settings.startup_wait_seconds)
         chores = [asyncio.create_task(prune_forever(db, hours=settings.idempotency_hours))]
-        if metrics.MULTIPROCESS_DIR is not None:
+        if metrics.multiprocess_mode():
             chores.append(asyncio.create_task(metrics.keep_pool_current(db)))
         # Start-up objects (modules, routes, settings) never die: out of the collector's way, so its
         # full collections stay short (they set the p99 under load).
@@ -166,6 +166,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             metrics.worker_stopped()
 
     configure_access_log(settings.access_log)
+    metrics.configure(settings.metrics_dir)
     routes = api_routes()
     middleware = [Middleware(RefuseNul)]
     if settings.cors_origins:

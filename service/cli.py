@@ -13,7 +13,7 @@ from service.db import Database
 from service.projects import queries as project_queries
 from service.projects.service import SCOPES, create_key, create_project, valid_project_alias
 from service.schema import DatabaseUnreachable, migrate, when_reachable
-from service.settings import Settings
+from service.settings import InvalidSetting, Settings
 
 DEV_PROJECT = "default"
 
@@ -76,19 +76,19 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
     uvicorn.run(
         "service.app:create_app",
         factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
+        host=args.host or settings.host,
+        port=settings.port if args.port is None else args.port,
+        workers=args.workers or settings.workers,
         loop="uvloop",
         http="httptools",
-        log_level=os.environ.get("RELATIONS_LOG_LEVEL", "warning"),
+        log_level=settings.log_level,
         access_log=False,
         timeout_graceful_shutdown=30,
         # X-Forwarded-* are applied by the app itself (service/middleware.py: TrustedProxies), which
         # also honours X-Forwarded-Host; uvicorn's own handling would hide the proxy's address from it.
         proxy_headers=False,
-        ssl_certfile=args.ssl_certfile,
-        ssl_keyfile=args.ssl_keyfile,
+        ssl_certfile=args.ssl_certfile or settings.tls_cert,
+        ssl_keyfile=args.ssl_keyfile or settings.tls_key,
     )
     return 0
 
@@ -176,11 +176,12 @@ def parser() -> argparse.ArgumentParser:
     commands = root.add_subparsers(dest="command", required=True)
 
     serve_cmd = commands.add_parser("serve", help="serve the HTTP API")
-    serve_cmd.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
-    serve_cmd.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
-    serve_cmd.add_argument("--workers", type=int, default=int(os.environ.get("WORKERS", "1")))
-    serve_cmd.add_argument("--ssl-certfile", default=os.environ.get("RELATIONS_TLS_CERT") or None)
-    serve_cmd.add_argument("--ssl-keyfile", default=os.environ.get("RELATIONS_TLS_KEY") or None)
+    # Defaults from the settings (HOST, PORT, WORKERS, RELATIONS_TLS_CERT, RELATIONS_TLS_KEY).
+    serve_cmd.add_argument("--host", default=None)
+    serve_cmd.add_argument("--port", type=int, default=None)
+    serve_cmd.add_argument("--workers", type=int, default=None)
+    serve_cmd.add_argument("--ssl-certfile", default=None)
+    serve_cmd.add_argument("--ssl-keyfile", default=None)
     serve_cmd.set_defaults(run=serve)
 
     commands.add_parser("migrate", help="apply schema.sql").set_defaults(run=run_migrate)
@@ -210,7 +211,11 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except InvalidSetting as error:
+        print(f"relations: cannot start: {error}", file=sys.stderr)
+        return 2
     result: int = args.run(args, settings)
     return result
 

@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from service import messages, metrics
 from service.errors import ApiError, BadRequest
 from service.hal import HalResponse
+from service.settings import InvalidSetting
 
 access_log = logging.getLogger("service.access")
 
@@ -127,7 +128,7 @@ def _network(item: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
     try:
         return ipaddress.ip_network(item, strict=False)
     except ValueError:
-        raise ValueError(f"RELATIONS_TRUSTED_PROXIES: {item!r} is not an IP address or network") from None
+        raise InvalidSetting(f"RELATIONS_TRUSTED_PROXIES: {item!r} is not an IP address or network") from None
 
 
 class TrustedProxies:

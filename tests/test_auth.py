@@ -32,7 +32,7 @@ from service.db import Database
 from service.endpoint import ApiRoute, Context, api_route
 from service.projects import queries as project_queries
 from service.projects.service import SCOPES, create_key, create_project
-from service.settings import Settings
+from service.settings import InvalidSetting, Settings
 from tests.conftest import error_of, guid
 
 SECRET = "test-secret-of-at-least-thirty-two-bytes!"
@@ -517,7 +517,7 @@ async def test_hmac_algorithms_follow_the_secret_length(database_url: str, creds
 
 
 def test_short_secret_is_refused_at_start(database_url: str) -> None:
-    with pytest.raises(ValueError, match="at least 32 bytes"):
+    with pytest.raises(InvalidSetting, match="at least 32 bytes"):
         create_app(jwt_settings(database_url, jwt_secret="too-short"))
 
 
@@ -530,7 +530,7 @@ def test_public_key_must_be_rsa_or_ec(database_url: str) -> None:
         .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         .decode()
     )
-    with pytest.raises(ValueError, match="RSA or EC"):
+    with pytest.raises(InvalidSetting, match="RSA or EC"):
         create_app(jwt_settings(database_url, jwt_public_key=public))
 
 
