@@ -47,7 +47,10 @@ RELATION_TYPE_BUILTIN = "Built-in relation type '{alias}' cannot be deleted."
 RELATION_TYPE_IN_USE = (
     "Relation type '{alias}' still has {count} relation(s); delete them first or pass force=true."
 )
-RELATION_TYPE_GAINED_RELATIONS = "Relation type '{alias}' gained relations while it was being deleted; delete them first or pass force=true."
+RELATION_TYPE_GAINED_RELATIONS = (
+    "Relation type '{alias}' gained relations while it was being deleted; "
+    "delete them first or pass force=true."
+)
 CARDINALITY_ONE_CONFLICT = "Some parents have several children of this type."
 
 # --- Reliability and operations (issue 8) ---
