@@ -19,7 +19,7 @@ from openapi_spec_validator import validate
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount, Route
 
-from service import docs, errors, messages
+from service import docs, errors, messages, reserved
 from service.endpoint import ApiRoute
 from service.settings import Settings
 
@@ -298,3 +298,11 @@ async def test_a_trailing_slash_is_the_same_route(client: httpx.AsyncClient, pro
     assert listed.json()["_links"]["self"]["href"].split("?")[0].endswith(body["parentId"])
     types = await client.get("/relation/type/", headers=project.headers)
     assert types.status_code == 200
+
+
+def test_alias_schema_refuses_exactly_the_reserved_words(app: Starlette) -> None:
+    """The contract's `Alias` pattern names the words the routes reserve (service/reserved.py)."""
+    pattern = SPEC["components"]["schemas"]["Alias"]["pattern"]
+    found = re.match(r"^\^\(\?!\(\?:([a-z|]+)\)\$\)", pattern)
+    assert found, pattern
+    assert set(found.group(1).split("|")) == reserved.words()
