@@ -137,7 +137,9 @@ async def wait_in_queue(ctx: Context, call_next: Handler) -> Response:
 
 
 def steps_for(operation: Operation) -> list[Step]:
+    """The operation's steps, in SPEC §2's order."""
     steps: list[Step] = [check_version, authenticate, authorise]
+    # The rate limit's step (SPEC §13, 429) goes here: after the credential is known, before the body.
     if operation.method in WRITE_METHODS:
         steps.append(read_body)
         if operation.queue is not None:

@@ -8,7 +8,7 @@ from service import messages
 from service.auth import READ, TYPES_WRITE
 from service.bodies import query_bool
 from service.db import Record
-from service.endpoint import ApiRoute, Context, operation
+from service.endpoint import ApiRoute, Context, Handler, Operation, operation
 from service.errors import (
     Conflict,
     RelationTypeNotFound,
@@ -84,41 +84,28 @@ async def delete_relation_type(ctx: Context) -> Response:
     return ctx.hal(model.represent(ctx.links, row))
 
 
-# A 422 about a reused Idempotency-Key on these routes speaks of the relation type.
-TYPE_INVALID = messages.RELATION_TYPE_INVALID
+def type_write(handler: Handler, *, method: str, name: str) -> Operation:
+    """An operation that changes relation types: its scope, and a 422 about a reused Idempotency-Key
+    that speaks of the relation type."""
+    return operation(
+        handler, method=method, name=name, scope=TYPES_WRITE, invalid_message=messages.RELATION_TYPE_INVALID
+    )
+
 
 routes = [
     ApiRoute(
         "/relation/type",
         [
             operation(list_relation_types, method="GET", name="relation-types:list", scope=READ),
-            operation(
-                create_relation_type,
-                method="POST",
-                name="relation-types:create",
-                scope=TYPES_WRITE,
-                invalid_message=TYPE_INVALID,
-            ),
+            type_write(create_relation_type, method="POST", name="relation-types:create"),
         ],
     ),
     ApiRoute(
         "/relation/type/{alias}",
         [
             operation(get_relation_type, method="GET", name="relation-types:get", scope=READ),
-            operation(
-                update_relation_type,
-                method="PUT",
-                name="relation-types:update",
-                scope=TYPES_WRITE,
-                invalid_message=TYPE_INVALID,
-            ),
-            operation(
-                delete_relation_type,
-                method="DELETE",
-                name="relation-types:delete",
-                scope=TYPES_WRITE,
-                invalid_message=TYPE_INVALID,
-            ),
+            type_write(update_relation_type, method="PUT", name="relation-types:update"),
+            type_write(delete_relation_type, method="DELETE", name="relation-types:delete"),
         ],
     ),
 ]
