@@ -76,7 +76,11 @@ Handler = Callable[[Context], Awaitable[Response]]
 class Operation:
     """One method of a route: its handler, name (for links and logs), the scope it needs, the message
     heading a 422 about its Idempotency-Key, and — for edits that must not run at once — the queue it
-    waits in before it takes a database connection (a key within the project, from the path)."""
+    waits in before it takes a database connection (a key within the project, from the path).
+
+    `streams_body`: the handler reads `ctx.request.stream()` itself, with a limit of its own (a bulk
+    import); the pipeline then neither reads the body nor honours `Idempotency-Key`, whose replay
+    needs the whole body to compare."""
 
     method: str
     handler: Handler
@@ -84,3 +88,4 @@ class Operation:
     scope: str
     invalid_message: str = messages.RELATION_INVALID
     queue: Callable[[Context], Hashable] | None = None
+    streams_body: bool = False

@@ -37,9 +37,11 @@ def operation(
     scope: str,
     invalid_message: str = messages.RELATION_INVALID,
     queue: Callable[[Context], Hashable] | None = None,
+    streams_body: bool = False,
 ) -> Operation:
-    """One method of a route; `scope` is what it needs, `queue` (edits only) what it waits in."""
-    return Operation(method, handler, name, scope, invalid_message, queue)
+    """One method of a route; `scope` is what it needs, `queue` (edits only) what it waits in;
+    `streams_body` (see Operation) for a handler that reads a large body as a stream."""
+    return Operation(method, handler, name, scope, invalid_message, queue, streams_body)
 
 
 class ApiRoute(Route):
@@ -102,10 +104,17 @@ def api_route(
     scope: str,
     invalid_message: str = messages.RELATION_INVALID,
     queue: Callable[[Context], Hashable] | None = None,
+    streams_body: bool = False,
 ) -> ApiRoute:
     """An authenticated API route for one method, requiring `scope`. Writes honour `Idempotency-Key`."""
     op = operation(
-        handler, method=method, name=name, scope=scope, invalid_message=invalid_message, queue=queue
+        handler,
+        method=method,
+        name=name,
+        scope=scope,
+        invalid_message=invalid_message,
+        queue=queue,
+        streams_body=streams_body,
     )
     return ApiRoute(path, [op])
 

@@ -13,7 +13,8 @@
     handler
 
 Each step is `async def step(ctx, call_next) -> Response`: it checks, raises an ApiError, or calls the
-next. `steps_for` picks the steps an operation needs (a GET has no body, no queue and no key); `chain`
+next. `steps_for` picks the steps an operation needs (a GET has no body, no queue and no key; an
+operation that `streams_body` reads its own body and has no key either); `chain`
 binds them once, when the route is declared, so a request pays for no lookups."""
 
 from __future__ import annotations
@@ -140,7 +141,7 @@ def steps_for(operation: Operation) -> list[Step]:
     """The operation's steps, in SPEC §2's order."""
     steps: list[Step] = [check_version, authenticate, authorise]
     # The rate limit's step (SPEC §13, 429) goes here: after the credential is known, before the body.
-    if operation.method in WRITE_METHODS:
+    if operation.method in WRITE_METHODS and not operation.streams_body:
         steps.append(read_body)
         if operation.queue is not None:
             steps.append(wait_in_queue)

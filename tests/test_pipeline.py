@@ -181,3 +181,5 @@ def test_steps_in_spec_order() -> None:
     ]
     write = Operation("POST", _nothing, "t", WRITE)
     assert pipeline.wait_in_queue not in pipeline.steps_for(write)
+    streamed = Operation("POST", _nothing, "t", WRITE, streams_body=True)
+    assert pipeline.steps_for(streamed) == [pipeline.check_version, pipeline.authenticate, pipeline.authorise]
