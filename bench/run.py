@@ -388,6 +388,14 @@ def main(argv: list[str] | None = None) -> int:
                     Load("connect", (files["lists10000"],)),
                 )
             route("set: PUT set of 1,000 items", service, Load("set", (files["sets"], "1000")))
+            if bench.wanted("jsonapi"):
+                # The same lists of 10 read as HAL and as JSON:API linkage, one after the other.
+                lists10 = Load("paths", (files["lists10"],))
+                refs["list HAL"] = bench.measure("list HAL", service.url, lists10, headers)
+                rows.append(Row("jsonapi: GET list of 10 as HAL", refs["list HAL"], "list HAL"))
+                json_api = {**headers, "Accept": "application/vnd.api+json"}
+                linkage = bench.measure("list JSON:API", service.url, lists10, json_api)
+                rows.append(Row("jsonapi: GET list of 10 as JSON:API", linkage, "list HAL"))
         else:
             missing = ("connect10: PATCH connect 1 into 10 items", "connect10k: PATCH connect 1 into 10,000")
             for name in (*missing, "set: PUT set of 1,000 items"):

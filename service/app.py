@@ -43,7 +43,7 @@ log = logging.getLogger("service")
 
 async def api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return error_response(exc)
+    return error_response(exc, request.scope)
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
@@ -62,12 +62,12 @@ async def http_error(request: Request, exc: Exception) -> Response:
     else:
         error = ApiError(str(exc.detail), headers=exc.headers)
         error.status = exc.status_code  # type: ignore[misc]
-    return error_response(error)
+    return error_response(error, request.scope)
 
 
 async def crash(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return error_response(ApiError())
+    return error_response(ApiError(), request.scope)
 
 
 def api_routes() -> list[BaseRoute]:

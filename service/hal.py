@@ -135,7 +135,12 @@ def paged(
     (always an array) and the items under `_embedded[key]` (its only key)."""
     total_pages = math.ceil(total / paging.page_size) if total else 0
     path = links.base + request_path(request)
-    query = [(name, value) for name, value in request.query_params.multi_items() if name != "page"]
+    # `page[number]` too: the child lists also read JSON:API's spelling (service/jsonapi.py).
+    query = [
+        (name, value)
+        for name, value in request.query_params.multi_items()
+        if name not in ("page", "page[number]")
+    ]
 
     def page_href(page: int) -> str:
         return f"{path}?{urlencode([('page', str(page)), *query])}"

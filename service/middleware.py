@@ -20,7 +20,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service import messages, metrics
+from service import jsonapi, messages, metrics
 from service.errors import ApiError, BadRequest
 from service.hal import HalResponse
 from service.settings import InvalidSetting
@@ -45,7 +45,11 @@ REQUEST_HEADERS = (
 EXPOSED_HEADERS = ("ETag", "Location", "Retry-After", "Idempotent-Replayed", REQUEST_ID_HEADER)
 
 
-def error_response(error: ApiError) -> Response:
+def error_response(error: ApiError, scope: Scope | None = None) -> Response:
+    """The error in SPEC §3's envelope, or as a JSON:API error document when the request speaks
+    JSON:API (`scope` given: every answer made for a request should give it)."""
+    if scope is not None and jsonapi.speaks_json_api(scope):
+        return jsonapi.error_response(error)
     return HalResponse(error.body(), status_code=error.status, headers=error.headers or None)
 
 
@@ -213,7 +217,7 @@ class RefuseNul:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and ("\x00" in scope["path"] or b"%00" in scope["query_string"]):
-            await error_response(BadRequest(messages.NUL_IN_URL))(scope, receive, send)
+            await error_response(BadRequest(messages.NUL_IN_URL), scope)(scope, receive, send)
             return
         await self.app(scope, receive, send)
 

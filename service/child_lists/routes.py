@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import uuid
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.responses import Response
 
-from service import messages
+from service import jsonapi, messages
 from service.auth import READ, TYPES_WRITE, WRITE
 from service.bodies import JSON_API, media_type, path_guid
 from service.child_lists import queries, service
@@ -29,14 +30,35 @@ def list_body(ctx: Context, rows: list[Record], total: int, paging: Paging) -> d
     return paged(ctx.request, ctx.links, key="relations", items=items, total=total, paging=paging)
 
 
+def json_api_list(
+    ctx: Context, row: Record, parent: uuid.UUID, rows: list[Record], total: int, paging: Paging
+) -> dict[str, Any]:
+    related = ctx.links.href("relations:list-by-parent", guid=parent)
+    return jsonapi.linkage(
+        ctx.request,
+        ctx.links,
+        children=[str(child["child"]) for child in rows],
+        object_type=row["child_object_type"],
+        one=row["cardinality"] == "one",
+        total=total,
+        paging=paging,
+        related=f"{related}?{urlencode({'relationType': row['alias']})}",
+    )
+
+
 async def get_list(ctx: Context) -> Response:
     parent = path_guid(ctx.path["guid"])
     spec = read_alias(ctx.path["alias"])
-    paging = ctx.paging()
+    json_api = jsonapi.negotiate(ctx.request)  # else HAL, as for every other Accept
+    if json_api:
+        jsonapi.refuse_parameters(ctx.request)
+    paging = jsonapi.paging(ctx.request)
     row = await type_queries.get(ctx.db, project=ctx.project, alias=spec.alias)
     if row is None:
         raise RelationTypeNotFound(spec.alias)
     check_spec(spec, row)
+    if json_api and row["cardinality"] == "one":  # to-one linkage is one identifier, never paged
+        paging = Paging(1, paging.page_size)
     rows, total, etag = await queries.page(
         ctx.db,
         project=ctx.project,
@@ -45,13 +67,20 @@ async def get_list(ctx: Context) -> Response:
         limit=paging.page_size,
         offset=paging.offset,
     )
-    return ctx.hal(list_body(ctx, rows, total, paging), headers={"ETag": etag})
+    headers = {"ETag": etag, "Vary": "Accept"}
+    if json_api:
+        body = json_api_list(ctx, row, parent, rows, total, paging)
+        return jsonapi.JsonApiResponse(body, headers=headers)
+    return ctx.hal(list_body(ctx, rows, total, paging), headers=headers)
 
 
 def read_edit(ctx: Context) -> tuple[Edit, bool]:
     """The request's edit, and whether it came as JSON:API."""
     method = ctx.request.method
     json_api = media_type(ctx.request) == JSON_API
+    jsonapi.negotiate(ctx.request)  # 406 by JSON:API's rule; the answer's form follows the body's
+    if json_api:
+        jsonapi.check_content_type(ctx.request)
     if json_api and method == "PUT":
         raise UnsupportedMediaType(messages.JSON_API_PUT)
     if method == "DELETE" and not ctx.body.strip() and not json_api:  # JSON:API always names what to remove
@@ -59,6 +88,7 @@ def read_edit(ctx: Context) -> tuple[Edit, bool]:
     body = ctx.json(allow=(JSON_API,))
     if json_api:
         return read_json_api(method, body), True
+    jsonapi.refuse_json_api_as_json(body)
     readers = {"PATCH": read_patch, "PUT": read_put, "POST": read_post, "DELETE": read_delete}
     return readers[method](body), False
 
@@ -89,6 +119,10 @@ async def edit_list(ctx: Context) -> Response:
     )
     if json_api:
         return Response(status_code=204, headers={"ETag": done.etag})
+    if jsonapi.negotiate(ctx.request):  # a Strapi or Backendless edit from a JSON:API client
+        linkage = json_api_list(ctx, done.list_type, parent, done.rows, done.total, paging)
+        linkage["meta"]["changes"] = done.changes
+        return jsonapi.JsonApiResponse(linkage, headers={"ETag": done.etag})
     body = list_body(ctx, done.rows, done.total, paging)
     body["_changes"] = done.changes
     return ctx.hal(body, headers={"ETag": done.etag})

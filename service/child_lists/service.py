@@ -128,12 +128,14 @@ class ListEdit:
 
 @dataclass(frozen=True)
 class Outcome:
-    """The list after the edit: its first page (none for JSON:API), size and ETag, and the changes."""
+    """The list after the edit: its first page (none for JSON:API), size and ETag, the changes, and
+    the list's relation type (alias, child object type, cardinality)."""
 
     changes: dict[str, int]
     rows: list[Record]
     total: int
     etag: str
+    list_type: Record
 
 
 @dataclass(frozen=True)
@@ -159,12 +161,13 @@ async def edit_list(db: Database, request: ListEdit) -> Outcome:
             check_if_match(request.if_match, await queries.current_etag(db, **target.where))
         fast = await insert_at_end(db, target, request.edit, request.page_size)
         if fast is not None:
-            return fast
+            changes, rows, total, etag = fast
+            return Outcome(changes, rows, total, etag, row)
         plan = await apply_edit(db, target, request.edit)
         if request.json_api:
-            return Outcome(plan.changes, [], 0, await queries.current_etag(db, **target.where))
+            return Outcome(plan.changes, [], 0, await queries.current_etag(db, **target.where), row)
         rows, total, etag = await queries.page(db, **target.where, limit=request.page_size, offset=0)
-    return Outcome(plan.changes, rows, total, etag)
+    return Outcome(plan.changes, rows, total, etag, row)
 
 
 async def type_for_edit(db: Database, request: ListEdit) -> Record:
@@ -246,9 +249,12 @@ async def connect(db: Database, target: Target, edit: Edit) -> Plan:
     return result
 
 
-async def insert_at_end(db: Database, target: Target, edit: Edit, page_size: int) -> Outcome | None:
+async def insert_at_end(
+    db: Database, target: Target, edit: Edit, page_size: int
+) -> tuple[dict[str, int], list[Record], int, str] | None:
     """One new child at the start or the end, in one round trip with the answer's page: the usual
-    edit. None when the edit is not that (a member to move, several items, cardinality one)."""
+    edit, answered with its changes, the first page, size and ETag. None when the edit is not that (a
+    member to move, several items, cardinality one)."""
     if target.one or edit.kind not in ("connect", "add") or len(edit.items) != 1 or edit.disconnect:
         return None
     (item,) = edit.items
@@ -263,7 +269,7 @@ async def insert_at_end(db: Database, target: Target, edit: Edit, page_size: int
         limit=page_size,
     )
     if done.inserted:
-        return Outcome(Plan(added=1).changes, done.rows, done.total, done.etag)
+        return Plan(added=1).changes, done.rows, done.total, done.etag
     if edit.kind == "add" and done.room:  # a member already: an add leaves it where it is
-        return Outcome(Plan().changes, done.rows, done.total, done.etag)
+        return Plan().changes, done.rows, done.total, done.etag
     return None
