@@ -26,7 +26,7 @@ from service.pipeline import chain, checked_headers
 
 __all__ = ["ApiRoute", "Context", "Handler", "Operation", "api_route", "assemble", "operation"]
 
-_PARAM = re.compile(r"^{(\w+)(?::(\w+))?}$")
+_PARAM = re.compile(r"{(\w+)(?::(\w+))?}")
 
 
 def operation(
@@ -123,7 +123,7 @@ def _segments(path: str) -> list[tuple[str, str | None]]:
     """(literal, None) or (param name, convertor) per segment."""
     found: list[tuple[str, str | None]] = []
     for segment in path.strip("/").split("/"):
-        param = _PARAM.match(segment)
+        param = _PARAM.fullmatch(segment)
         found.append((param.group(1), param.group(2) or "str") if param else (segment, None))
     return found
 

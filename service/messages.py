@@ -101,6 +101,10 @@ JSON_API_TO_MANY = "'data' must be an array of resource identifiers for a relati
 JSON_API_NULL = "'data' may be null only in a PATCH of a relation type of cardinality one."
 JSON_API_TYPE_MISMATCH = "Type '{type}' is not the child object type '{expected}' of relation type '{alias}'."
 
+# --- Rate limits and hardening (SPEC §13, issue 11) ---
+RATE_LIMITED = "This credential's request budget ({policy}) is used up; retry after {seconds} second(s)."
+AUTH_FAILURES_LIMITED = "Too many failed authentications from this address; retry after {seconds} second(s)."
+
 # --- JSON:API reads, error objects and media types (issue 17, service/jsonapi.py) ---
 JSON_API_CONTENT_TYPE_PARAMETERS = (
     "Content-Type 'application/vnd.api+json' takes no parameters other than 'ext' and 'profile' "

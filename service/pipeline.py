@@ -2,10 +2,9 @@
 
     route (404/405)          Starlette's router, before any step (service/endpoint.py: ApiRoute)
     version (400)            check_version
-    credentials (401)        authenticate
+    credentials (401)        authenticate (failed authentications limited per client address, 429)
     project and scope (403)  authorise
-    rate limit (429)         — SPEC §13's step goes here, between `authorise` and `read_body`: it needs
-                               the credential and must refuse before the body is read
+    rate limit (429)         rate_limit: the credential's budget (service/rate_limits), before the body
     body (413)               read_body: the body, read once and size-limited once, into `ctx.body`
     queue                    wait_in_queue: edits of one resource (a child list) queue in this worker
                                before they take a database connection (only routes that name a queue)
@@ -34,10 +33,12 @@ from service.context import Context, Handler, Operation
 from service.errors import BadRequest, Forbidden
 from service.idempotency.service import idempotent
 from service.projects.service import valid_project_alias
+from service.rate_limits.service import RateLimits
 
 Step = Callable[[Context, Handler], Awaitable[Response]]
 
-SUPPORTED_VERSION = re.compile(r"^2(\.\d+)?$")
+# Every pattern of the service is used with fullmatch: `$` would also accept a final newline.
+SUPPORTED_VERSION = re.compile(r"2(\.\d+)?")
 _ACCEPT_VERSION = re.compile(r";\s*v\s*=\s*([^;,\s]+)")
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -73,14 +74,16 @@ def requested_version(ctx: Context) -> str | None:
 
 async def check_version(ctx: Context, call_next: Handler) -> Response:
     version = requested_version(ctx)
-    if version is not None and not SUPPORTED_VERSION.match(version.strip()):
+    if version is not None and not SUPPORTED_VERSION.fullmatch(version.strip(" \t")):
         raise BadRequest(messages.INVALID_VERSION.format(version=version[:32]))
     return await call_next(ctx)
 
 
 async def authenticate(ctx: Context, call_next: Handler) -> Response:
     authenticator: Authenticator = ctx.request.app.state.authenticator
-    ctx.principal = await authenticator.authenticate(ctx.headers)
+    limits: RateLimits = ctx.request.app.state.rate_limits
+    # Failed authentications are limited per client address before they reach the database.
+    ctx.principal = await limits.authenticate(ctx.request, authenticator, ctx.headers)
     return await call_next(ctx)
 
 
@@ -105,6 +108,13 @@ async def authorise(ctx: Context, call_next: Handler) -> Response:
     if ctx.operation.scope not in ctx.principal.scopes:
         raise Forbidden()
     ctx.request.state.project = ctx.project  # for the access log
+    return await call_next(ctx)
+
+
+async def rate_limit(ctx: Context, call_next: Handler) -> Response:
+    """SPEC §13: the credential's budget; 429 after 401/403, before the request is read."""
+    limits: RateLimits = ctx.request.app.state.rate_limits
+    await limits.admit(ctx.request, ctx.principal)
     return await call_next(ctx)
 
 
@@ -139,8 +149,7 @@ async def wait_in_queue(ctx: Context, call_next: Handler) -> Response:
 
 def steps_for(operation: Operation) -> list[Step]:
     """The operation's steps, in SPEC §2's order."""
-    steps: list[Step] = [check_version, authenticate, authorise]
-    # The rate limit's step (SPEC §13, 429) goes here: after the credential is known, before the body.
+    steps: list[Step] = [check_version, authenticate, authorise, rate_limit]
     if operation.method in WRITE_METHODS and not operation.streams_body:
         steps.append(read_body)
         if operation.queue is not None:

@@ -11,8 +11,14 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from service.rate_limits.policy import InvalidPolicy, RatePolicy, parse_policy
 
-class InvalidSetting(Exception):
+# Failed authentications allowed per client address when RELATIONS_RATE_LIMIT is set and
+# RELATIONS_AUTH_FAILURE_LIMIT is not.
+DEFAULT_AUTH_FAILURE_LIMIT = RatePolicy(5, 20)
+
+
+class InvalidSetting(ValueError):
     """A variable of the environment the service cannot use; the message names it."""
 
 
@@ -63,6 +69,16 @@ def _log_level(name: str, raw: str) -> str:
     return raw.lower()
 
 
+def _policy(name: str, raw: str) -> RatePolicy | None:
+    """A budget such as `50/s burst 100`; `off` is no limit."""
+    if raw.lower() == "off":
+        return None
+    try:
+        return parse_policy(raw)
+    except InvalidPolicy as error:
+        raise InvalidSetting(f"{name}: {error}") from None
+
+
 def setting(variable: str, default: Any, parse: Callable[[str, str], Any] = _text) -> Any:
     """A field read from `variable` (unset or blank: `default`)."""
     metadata = {"variable": variable, "parse": parse}
@@ -100,6 +116,16 @@ class Settings:
     log_level: str = setting("RELATIONS_LOG_LEVEL", "warning", _log_level)
     # prometheus-client's own variable (it reads it too): one shared folder for every worker's metrics.
     metrics_dir: str | None = setting("PROMETHEUS_MULTIPROC_DIR", None)
+    # Rate limits (SPEC §13); with RELATIONS_RATE_LIMIT set and RELATIONS_AUTH_FAILURE_LIMIT unset,
+    # failed authentications get DEFAULT_AUTH_FAILURE_LIMIT.
+    rate_limit: RatePolicy | None = setting("RELATIONS_RATE_LIMIT", None, _policy)  # noqa: RUF009
+    auth_failure_limit: RatePolicy | None = setting("RELATIONS_AUTH_FAILURE_LIMIT", None, _policy)  # noqa: RUF009
+    jwt_max_lifetime_seconds: int | None = setting("RELATIONS_JWT_MAX_LIFETIME_SECONDS", None, _int(low=1))
+    # Slow or greedy clients (README, Security).
+    keep_alive_seconds: int = setting("RELATIONS_KEEP_ALIVE_SECONDS", 5, _int(low=1))
+    max_connections: int = setting("RELATIONS_MAX_CONNECTIONS", 1000, _int(low=1))
+    max_header_bytes: int = setting("RELATIONS_MAX_HEADER_BYTES", 16 * 1024, _int(low=1024))
+    header_timeout_seconds: int = setting("RELATIONS_HEADER_TIMEOUT_SECONDS", 10, _int(low=1))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -113,6 +139,8 @@ class Settings:
                 parsed = spec.metadata["parse"](variable, raw)
                 if parsed not in ("", ()):  # `RELATIONS_PUBLIC_URL=/`, `RELATIONS_CORS_ORIGINS=,`
                     values[spec.name] = parsed
+        if values.get("rate_limit") and "auth_failure_limit" not in values:
+            values["auth_failure_limit"] = DEFAULT_AUTH_FAILURE_LIMIT
         return cls(**values)
 
     @classmethod

@@ -15,7 +15,7 @@ from starlette.responses import Response
 from service import messages, pipeline
 from service.auth import READ, WRITE, Principal
 from service.context import Context, Operation
-from service.errors import BadRequest, Forbidden, PayloadTooLarge, Unauthorized
+from service.errors import BadRequest, Forbidden, PayloadTooLarge, TooManyRequests, Unauthorized
 from service.idempotency.service import idempotent
 
 
@@ -33,6 +33,24 @@ class Authenticator:
         return self.principal
 
 
+class RateLimits:
+    """No budget of its own: authenticates through the authenticator, refuses when `refuse`."""
+
+    def __init__(self) -> None:
+        self.refuse = False
+        self.admitted: list[Principal] = []
+
+    async def authenticate(
+        self, request: Request, authenticator: Authenticator, headers: Mapping[str, str]
+    ) -> Principal:
+        return await authenticator.authenticate(headers)
+
+    async def admit(self, request: Request, principal: Principal) -> None:
+        if self.refuse:
+            raise TooManyRequests()
+        self.admitted.append(principal)
+
+
 def make_ctx(
     method: str = "GET",
     headers: dict[str, str] | None = None,
@@ -44,7 +62,9 @@ def make_ctx(
 ) -> Context:
     app = SimpleNamespace(
         state=SimpleNamespace(
-            authenticator=Authenticator(principal), settings=SimpleNamespace(max_body_bytes=limit)
+            authenticator=Authenticator(principal),
+            rate_limits=RateLimits(),
+            settings=SimpleNamespace(max_body_bytes=limit),
         )
     )
     raw = [(name.lower().encode(), value.encode()) for name, value in (headers or {}).items()]
@@ -121,6 +141,19 @@ async def test_project_and_scope_step() -> None:
         await pipeline.authorise(unscoped, Next())
 
 
+async def test_rate_limit_step_admits_the_principal_or_refuses() -> None:
+    ctx = make_ctx(principal=SHOP)
+    ctx.principal = SHOP
+    following = Next()
+    await pipeline.rate_limit(ctx, following)
+    limits = ctx.request.app.state.rate_limits
+    assert (following.calls, limits.admitted) == (1, [SHOP])
+    limits.refuse = True
+    with pytest.raises(TooManyRequests):
+        await pipeline.rate_limit(ctx, following)
+    assert following.calls == 1
+
+
 async def test_body_step_reads_once_within_the_limit() -> None:
     ctx = make_ctx("POST", body=b'{"a": 1}')
     await pipeline.read_body(ctx, Next())
@@ -169,12 +202,14 @@ async def test_idempotency_step_without_a_key_is_the_handler() -> None:
 
 def test_steps_in_spec_order() -> None:
     read = Operation("GET", _nothing, "t", READ)
-    assert pipeline.steps_for(read) == [pipeline.check_version, pipeline.authenticate, pipeline.authorise]
+    checks = [pipeline.check_version, pipeline.authenticate, pipeline.authorise, pipeline.rate_limit]
+    assert pipeline.steps_for(read) == checks
     edit = Operation("PATCH", _nothing, "t", WRITE, queue=lambda ctx: "list")
     assert pipeline.steps_for(edit) == [
         pipeline.check_version,
         pipeline.authenticate,
         pipeline.authorise,
+        pipeline.rate_limit,
         pipeline.read_body,
         pipeline.wait_in_queue,
         idempotent,
@@ -182,4 +217,4 @@ def test_steps_in_spec_order() -> None:
     write = Operation("POST", _nothing, "t", WRITE)
     assert pipeline.wait_in_queue not in pipeline.steps_for(write)
     streamed = Operation("POST", _nothing, "t", WRITE, streams_body=True)
-    assert pipeline.steps_for(streamed) == [pipeline.check_version, pipeline.authenticate, pipeline.authorise]
+    assert pipeline.steps_for(streamed) == checks

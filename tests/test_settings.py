@@ -77,9 +77,9 @@ def test_the_environment_is_read_only_in_settings() -> None:
                 and isinstance(node.value, ast.Name)
                 and node.value.id == "os"
             ):
-                readers.append(f"{module.relative_to(SERVICE)}:{node.lineno}")
+                readers.append(str(module.relative_to(SERVICE)))
     # cli.py passes the embedded server's URL on to uvicorn's workers (a write, not a read).
-    assert readers == ["cli.py:28"]
+    assert readers == ["cli.py"]
 
 
 def test_relations_refuses_to_start_on_a_bad_value(tmp_path: Path) -> None:

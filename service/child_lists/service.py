@@ -31,7 +31,7 @@ from service.fields import alias_problem
 from service.relation_types import queries as type_queries
 from service.relation_types.model import UNKNOWN, RelationTypeFields, object_type_problem
 
-BACKENDLESS = re.compile(r"^(?P<alias>[^:]+):(?P<object_type>[^:]+):(?P<cardinality>[1nN])$")
+BACKENDLESS = re.compile(r"(?P<alias>[^:]+):(?P<object_type>[^:]+):(?P<cardinality>[1nN])")
 # A window bigger than this is read as the whole list instead.
 WINDOW_LIMIT = 2000
 
@@ -46,7 +46,7 @@ class TypeSpec:
 
 
 def read_alias(raw: str) -> TypeSpec:
-    found = BACKENDLESS.match(raw)
+    found = BACKENDLESS.fullmatch(raw)
     if found is None:
         if alias_problem(raw):
             raise RelationTypeNotFound(raw[:100])
