@@ -19,6 +19,7 @@ from starlette.types import ASGIApp
 
 from service import docs, health, messages, metrics
 from service.auth import Authenticator
+from service.bulk.routes import routes as bulk_routes
 from service.child_lists.routes import routes as child_list_routes
 from service.db import Database
 from service.endpoint import assemble
@@ -79,6 +80,7 @@ def api_routes() -> list[BaseRoute]:
             *relation_routes,
             *relation_type_routes,
             *child_list_routes,
+            *bulk_routes,
             *health.routes,
             *metrics.routes,
             *docs.routes(),

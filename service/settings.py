@@ -126,6 +126,8 @@ class Settings:
     max_connections: int = setting("RELATIONS_MAX_CONNECTIONS", 1000, _int(low=1))
     max_header_bytes: int = setting("RELATIONS_MAX_HEADER_BYTES", 16 * 1024, _int(low=1024))
     header_timeout_seconds: int = setting("RELATIONS_HEADER_TIMEOUT_SECONDS", 10, _int(low=1))
+    # POST /relation/import's own body limit (it streams its body; every other route has max_body_bytes).
+    import_max_bytes: int = setting("RELATIONS_IMPORT_MAX_BYTES", 1 << 30, _int(low=1))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
