@@ -479,6 +479,12 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(Row("logcost: POST, change log on", logged, "post unlogged"))
             rows.append(Row("logcost: POST, change log off", unlogged, "post unlogged"))
             refs["post unlogged"] = unlogged
+        contention: dict[str, Any] = {}
+        if has_lists and bench.wanted("contention"):
+            from bench import contention as contention_test
+
+            contention = contention_test.run(service.url, keys[seed.MAIN_PROJECT], keys[seed.LOAD_PROJECT])
+            log(f"  {contention['summary'][0]}")
     memory: dict[str, Any] = {}
     reliability: dict[str, Any] = {}
     if (args.memory_requests and bench.wanted("memory")) or (
@@ -552,6 +558,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{quiet['duplicates']} repeated, "
             f"{quiet['missing']} missing"
         )
+    if contention:
+        lines.append("")
+        lines.extend(contention["summary"])
     lines.append("")
     lines.extend(targets(rows, refs, scale, small_scale, memory))
     if feed_lag:
@@ -575,10 +584,12 @@ def main(argv: list[str] | None = None) -> int:
         )
     )
     log(f"raw results in {bench.out} ({time.monotonic() - started:.0f} s)")
-    failed = reliability.get("ok") is False or any(r.errors for r in bench.results if r.name != "memory")
     quiet_feed = feed_lag.get("quiet", {})
-    failed = failed or bool(
-        feed_lag.get("duplicates") or quiet_feed.get("duplicates") or quiet_feed.get("missing")
+    failed = (
+        reliability.get("ok") is False
+        or contention.get("ok") is False
+        or any(r.errors for r in bench.results if r.name != "memory")
+        or bool(feed_lag.get("duplicates") or quiet_feed.get("duplicates") or quiet_feed.get("missing"))
     )
     return 1 if failed else 0
 
