@@ -6,7 +6,7 @@
 -- (Citus) and project-scoped reads routed to replicas. `api_key` is looked up before the project is
 -- known (the key names its project), so it is keyed by its own id: a small reference table.
 --
--- schema-version: 4
+-- schema-version: 11
 
 CREATE TABLE IF NOT EXISTS schema_version (
     version     integer     PRIMARY KEY,
@@ -191,4 +191,64 @@ BEGIN
     END IF;
 END $$;
 
-INSERT INTO schema_version (version) VALUES (4) ON CONFLICT (version) DO NOTHING;
+-- === Webhooks (issue 13) ===
+-- Subscriptions (SPEC §10). `secret` and `previous_secret` are AES-GCM ciphertexts under a key derived
+-- from RELATIONS_SECRET_KEY (service/webhooks/secrets.py): a dump of this table alone reveals no secret.
+-- The previous secret keeps signing until `previous_secret_until` (24 h after a rotation).
+CREATE TABLE IF NOT EXISTS webhook (
+    project               text        NOT NULL REFERENCES project (project) ON DELETE CASCADE,
+    id                    uuid        NOT NULL,
+    url                   text        NOT NULL,
+    events                text[]      NOT NULL,
+    description           text        NOT NULL DEFAULT '',
+    enabled               boolean     NOT NULL DEFAULT true,
+    disabled_reason       text,
+    secret                bytea       NOT NULL,
+    previous_secret       bytea,
+    previous_secret_until timestamptz,
+    created_at            timestamptz NOT NULL DEFAULT clock_timestamp(),
+    updated_at            timestamptz NOT NULL DEFAULT clock_timestamp(),
+    PRIMARY KEY (project, id)
+);
+
+-- One row per (webhook, event): the queue and the delivery log at once. `body` is the exact JSON sent
+-- on every attempt. A pending delivery is due at `next_attempt_at` (NULL while its webhook is
+-- disabled); a sender that claims it sets `claim` and moves `next_attempt_at` to the end of its lease,
+-- so a sender that dies mid-attempt loses nothing: the delivery is due again when the lease ends.
+CREATE TABLE IF NOT EXISTS webhook_delivery (
+    project          text        NOT NULL,
+    webhook_id       uuid        NOT NULL,
+    id               bigint      GENERATED ALWAYS AS IDENTITY,
+    event_id         text        NOT NULL,
+    event_type       text        NOT NULL,
+    body             text        NOT NULL,
+    state            text        NOT NULL DEFAULT 'pending'
+                                 CHECK (state IN ('pending', 'delivered', 'failed')),
+    attempts         integer     NOT NULL DEFAULT 0,
+    next_attempt_at  timestamptz DEFAULT clock_timestamp(),
+    claim            uuid,
+    last_status      integer,
+    last_error       text,
+    last_attempt_at  timestamptz,
+    delivered_at     timestamptz,
+    created_at       timestamptz NOT NULL DEFAULT clock_timestamp(),
+    PRIMARY KEY (project, webhook_id, id),
+    UNIQUE (project, webhook_id, event_id),
+    FOREIGN KEY (project, webhook_id) REFERENCES webhook (project, id) ON DELETE CASCADE
+);
+-- What a sender looks for: due deliveries of one webhook, oldest first, and its attempts in flight.
+CREATE INDEX IF NOT EXISTS webhook_delivery_due ON webhook_delivery (project, webhook_id, next_attempt_at)
+    WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS webhook_delivery_next ON webhook_delivery (next_attempt_at)
+    WHERE state = 'pending';
+
+-- The dispatcher's place in the global change log: one row, locked FOR UPDATE SKIP LOCKED by the one
+-- worker that dispatches at a time; `position` is the change log's own cursor, kept as its text form.
+CREATE TABLE IF NOT EXISTS webhook_dispatch (
+    singleton   boolean     PRIMARY KEY DEFAULT true CHECK (singleton),
+    position    text,
+    updated_at  timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+INSERT INTO webhook_dispatch (singleton) VALUES (true) ON CONFLICT DO NOTHING;
+
+INSERT INTO schema_version (version) VALUES (11) ON CONFLICT (version) DO NOTHING;

@@ -37,6 +37,9 @@ from service.relations.routes import alias_routes
 from service.relations.routes import routes as relation_routes
 from service.schema import DatabaseUnreachable, migrate, when_reachable
 from service.settings import Settings
+from service.webhooks.routes import routes as webhook_routes
+from service.webhooks.signing import SecretBox
+from service.webhooks.worker import Webhooks
 
 log = logging.getLogger("service")
 
@@ -86,6 +89,7 @@ def api_routes() -> list[BaseRoute]:
         *relation_type_routes,
         *child_list_routes,
         *alias_routes,
+        *webhook_routes,
         *health.routes,
         *metrics.routes,
         *docs.routes(),
@@ -152,11 +156,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
         statement_timeout_ms=settings.statement_timeout_ms,
     )
 
+    # A key too short is refused here, at start-up; no key at all only switches webhooks off (503).
+    box = SecretBox(settings.secret_key) if settings.secret_key else None
+    webhooks = Webhooks(db, settings)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         assert settings.database_url
         await start_database(settings.database_url, db, wait_seconds=settings.startup_wait_seconds)
         chores = [asyncio.create_task(prune_forever(db, hours=settings.idempotency_hours))]
+        await webhooks.start()
         if metrics.MULTIPROCESS_DIR is not None:
             chores.append(asyncio.create_task(metrics.keep_pool_current(db)))
         # Start-up objects (modules, routes, settings) never die: out of the collector's way, so its
@@ -166,6 +175,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         try:
             yield
         finally:
+            await webhooks.stop()
             for chore in chores:
                 chore.cancel()
             await asyncio.gather(*chores, return_exceptions=True)
@@ -187,5 +197,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.settings = settings
     app.state.db = db
     app.state.authenticator = Authenticator(settings, db)
+    app.state.secret_box = box
+    app.state.wake_senders = webhooks.wake_senders
     app.state.link_templates = route_templates(routes)
     return app

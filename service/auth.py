@@ -25,6 +25,7 @@ from service.settings import Settings
 READ = "relations:read"
 WRITE = "relations:write"
 TYPES_WRITE = "relation-types:write"
+WEBHOOKS_WRITE = "webhooks:write"
 
 MAX_CREDENTIAL_LENGTH = 8192
 CACHE_LIMIT = 10_000

@@ -15,7 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from service import messages
-from service.auth import TYPES_WRITE, Authenticator, Principal
+from service.auth import TYPES_WRITE, WEBHOOKS_WRITE, Authenticator, Principal
 from service.db import Database
 from service.errors import BadRequest, Forbidden
 from service.hal import HalResponse, Links, Paging, links_for
@@ -115,12 +115,17 @@ class ApiRoute(Route):
         self.scope = scope
 
 
-def api_route(path: str, handler: Handler, *, method: str, name: str, scope: str) -> ApiRoute:
-    """An authenticated API route for one method, requiring `scope`. Writes honour `Idempotency-Key`."""
+INVALID_MESSAGES = {TYPES_WRITE: messages.RELATION_TYPE_INVALID, WEBHOOKS_WRITE: messages.WEBHOOK_INVALID}
+
+
+def api_route(
+    path: str, handler: Handler, *, method: str, name: str, scope: str, remember: bool = True
+) -> ApiRoute:
+    """An authenticated API route for one method, requiring `scope`. Writes honour `Idempotency-Key`,
+    unless `remember` is False: an answer that carries a secret must never be stored."""
     run = handler
-    if method in WRITE_METHODS:
-        invalid = messages.RELATION_TYPE_INVALID if scope == TYPES_WRITE else messages.RELATION_INVALID
-        run = idempotent(handler, invalid_message=invalid)
+    if method in WRITE_METHODS and remember:
+        run = idempotent(handler, invalid_message=INVALID_MESSAGES.get(scope, messages.RELATION_INVALID))
 
     async def endpoint(request: Request) -> Response:
         headers = checked_headers(request)

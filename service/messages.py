@@ -97,3 +97,20 @@ JSON_API_SHAPE = 'Body must be a JSON:API document: {"data": [{"type": ..., "id"
 JSON_API_TO_MANY = "'data' must be an array of resource identifiers for a relation type of cardinality many."
 JSON_API_NULL = "'data' may be null only in a PATCH of a relation type of cardinality one."
 JSON_API_TYPE_MISMATCH = "Type '{type}' is not the child object type '{expected}' of relation type '{alias}'."
+
+# --- Webhooks (SPEC §10, service/webhooks) ---
+WEBHOOK_INVALID = "Validation error occurred when trying to save or update the webhook."
+WEBHOOK_NOT_FOUND = "Webhook with id '{id}' could not be found."
+DELIVERY_NOT_FOUND = "Delivery with id '{id}' of webhook '{webhook}' could not be found."
+WEBHOOKS_NOT_CONFIGURED = (
+    "Webhooks are not configured on this server: it needs RELATIONS_SECRET_KEY to store their secrets."
+)
+WEBHOOK_URL_INVALID = "Must be an absolute https URL with a host (and no user name or password)."
+WEBHOOK_URL_HTTP = "Must be an absolute http or https URL with a host (and no user name or password)."
+WEBHOOK_URL_PRIVATE = "Must not point at a loopback, private or otherwise non-public address."
+WEBHOOK_EVENTS_SHAPE = "Must be a non-empty array of event types."
+WEBHOOK_EVENT_UNKNOWN = "Unknown event type; one of: {types}."
+WEBHOOK_ROTATE_SHAPE = "Must be true to issue a new secret."
+WEBHOOK_LIMIT = "A project may have at most {limit} webhooks."
+WEBHOOK_DISABLED = "Webhook '{id}' is disabled; enable it (PUT with \"enabled\": true) before retrying."
+DELIVERY_IN_FLIGHT = "Delivery {id} is being attempted right now; retry it once that attempt is over."

@@ -12,6 +12,11 @@ def _int(name: str, default: int) -> int:
     return int(raw) if raw else default
 
 
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    return float(raw) if raw else default
+
+
 def _bool(name: str, default: bool) -> bool:
     raw = os.environ.get(name, "").strip().lower()
     return raw not in ("0", "false", "no", "off") if raw else default
@@ -41,6 +46,15 @@ class Settings:
     access_log: bool = True
     idempotency_hours: int = 24
     startup_wait_seconds: int = 30
+    # --- Webhooks (issue 13, SPEC §10) ---
+    secret_key: str | None = None
+    webhook_allow_private: bool = False
+    webhook_delivery: bool = True
+    webhook_timeout_seconds: float = 10.0
+    webhook_backoff_seconds: float = 5.0
+    webhook_max_attempts: int = 11
+    webhook_concurrency: int = 4
+    webhook_poll_seconds: float = 5.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -64,4 +78,12 @@ class Settings:
             access_log=_bool("RELATIONS_ACCESS_LOG", True),
             idempotency_hours=max(_int("RELATIONS_IDEMPOTENCY_HOURS", 24), 1),
             startup_wait_seconds=max(_int("RELATIONS_STARTUP_WAIT_SECONDS", 30), 0),
+            secret_key=env("RELATIONS_SECRET_KEY") or None,
+            webhook_allow_private=_bool("RELATIONS_WEBHOOK_ALLOW_PRIVATE", False),
+            webhook_delivery=_bool("RELATIONS_WEBHOOK_DELIVERY", True),
+            webhook_timeout_seconds=_float("RELATIONS_WEBHOOK_TIMEOUT_SECONDS", 10.0),
+            webhook_backoff_seconds=_float("RELATIONS_WEBHOOK_BACKOFF_SECONDS", 5.0),
+            webhook_max_attempts=max(_int("RELATIONS_WEBHOOK_MAX_ATTEMPTS", 11), 1),
+            webhook_concurrency=max(_int("RELATIONS_WEBHOOK_CONCURRENCY", 4), 1),
+            webhook_poll_seconds=_float("RELATIONS_WEBHOOK_POLL_SECONDS", 5.0),
         )

@@ -1,0 +1,296 @@
+"""SQL for webhooks and their deliveries: the routes' statements, the senders' claim and outcome, and the
+dispatcher's inserts. Data functions take keyword-only arguments and return rows or None."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from service.db import Database, Record
+from service.webhooks.model import WebhookFields
+
+COLUMNS = """project, id, url, events, description, enabled, disabled_reason, secret, previous_secret,
+    previous_secret_until, created_at, updated_at"""
+LIMIT_PER_PROJECT = 100
+
+LIST = f"""
+SELECT {COLUMNS}, count(*) OVER () AS total FROM webhook WHERE project = $1 ORDER BY created_at, id
+"""
+COUNT = "SELECT count(*) FROM webhook WHERE project = $1"
+GET = f"SELECT {COLUMNS} FROM webhook WHERE project = $1 AND id = $2"
+LOCK = f"SELECT {COLUMNS} FROM webhook WHERE project = $1 AND id = $2 FOR UPDATE"
+# The count and the insert in one statement, under the project's row lock: two concurrent creates
+# cannot both pass the limit.
+INSERT = f"""
+WITH held AS (SELECT project FROM project WHERE project = $1 FOR UPDATE)
+INSERT INTO webhook (project, id, url, events, description, enabled, secret)
+SELECT $1, $2, $3, $4, $5, $6, $7 FROM held
+WHERE (SELECT count(*) FROM webhook WHERE project = $1) < {LIMIT_PER_PROJECT}
+RETURNING {COLUMNS}
+"""
+UPDATE = f"""
+UPDATE webhook SET url = $3, events = $4, description = $5, enabled = $6,
+    disabled_reason = CASE WHEN $6 THEN NULL ELSE disabled_reason END, updated_at = clock_timestamp()
+WHERE project = $1 AND id = $2
+RETURNING {COLUMNS}
+"""
+# The current secret becomes the previous one, signing beside the new one for `$4` seconds.
+ROTATE = """
+UPDATE webhook SET previous_secret = secret, secret = $3,
+    previous_secret_until = clock_timestamp() + make_interval(secs => $4), updated_at = clock_timestamp()
+WHERE project = $1 AND id = $2
+"""
+DELETE = f"DELETE FROM webhook WHERE project = $1 AND id = $2 RETURNING {COLUMNS}"
+# A disabled webhook's pending deliveries wait (no due time: no sender looks at them) until it is
+# enabled again; an attempt in flight then finds its claim gone and leaves the delivery pending.
+PAUSE = """
+UPDATE webhook_delivery SET next_attempt_at = NULL, claim = NULL
+WHERE project = $1 AND webhook_id = $2 AND state = 'pending'
+"""
+RESUME = """
+UPDATE webhook_delivery SET next_attempt_at = clock_timestamp()
+WHERE project = $1 AND webhook_id = $2 AND state = 'pending' AND next_attempt_at IS NULL
+"""
+DISABLE = """
+UPDATE webhook SET enabled = false, disabled_reason = $3, updated_at = clock_timestamp()
+WHERE project = $1 AND id = $2 AND enabled
+RETURNING id
+"""
+
+DELIVERY_COLUMNS = """project, webhook_id, id, event_id, event_type, state, attempts, next_attempt_at,
+    last_status, last_error, last_attempt_at, delivered_at, created_at,
+    (claim IS NOT NULL AND next_attempt_at > clock_timestamp()) AS in_flight"""
+DELIVERIES = f"""
+SELECT {DELIVERY_COLUMNS}, count(*) OVER () AS total FROM webhook_delivery
+WHERE project = $1 AND webhook_id = $2 ORDER BY id DESC
+"""
+COUNT_DELIVERIES = "SELECT count(*) FROM webhook_delivery WHERE project = $1 AND webhook_id = $2"
+GET_DELIVERY = f"""
+SELECT {DELIVERY_COLUMNS} FROM webhook_delivery WHERE project = $1 AND webhook_id = $2 AND id = $3
+"""
+# A manual retry: due now, whatever its state; refused (None) while an attempt holds its claim.
+RETRY = f"""
+UPDATE webhook_delivery SET state = 'pending', next_attempt_at = clock_timestamp(), claim = NULL
+WHERE project = $1 AND webhook_id = $2 AND id = $3
+  AND NOT (claim IS NOT NULL AND next_attempt_at > clock_timestamp())
+RETURNING {DELIVERY_COLUMNS}
+"""
+
+# --- Senders -------------------------------------------------------------------------------------------
+# Step 1 of a claim: lock the enabled webhooks that have a due delivery and a free slot. Senders lock a
+# webhook (FOR NO KEY UPDATE: delivery inserts, which take KEY SHARE, go on) before counting its
+# attempts in flight, so across workers a webhook never has more than its limit in flight.
+LOCK_DUE_WEBHOOKS = """
+SELECT w.project, w.id, w.url, w.secret, w.previous_secret, w.previous_secret_until > clock_timestamp()
+    AS previous_signs
+FROM webhook AS w
+WHERE w.enabled
+  AND EXISTS (SELECT 1 FROM webhook_delivery AS d WHERE d.project = w.project AND d.webhook_id = w.id
+              AND d.state = 'pending' AND d.next_attempt_at <= clock_timestamp())
+LIMIT $1
+FOR NO KEY UPDATE OF w SKIP LOCKED
+"""
+# Step 2, a new statement (so its snapshot sees every claim committed before the lock was granted):
+# claim up to the free slots of each locked webhook, oldest due first. The claim's lease ends at the
+# new `next_attempt_at`: a sender that dies mid-attempt leaves the delivery due again then.
+CLAIM = """
+UPDATE webhook_delivery AS d
+SET claim = $4, attempts = d.attempts + 1, last_attempt_at = clock_timestamp(),
+    next_attempt_at = clock_timestamp() + make_interval(secs => $5)
+FROM (
+    SELECT picked.project, picked.webhook_id, picked.id
+    FROM unnest($1::text[], $2::uuid[]) AS h (project, webhook_id)
+    CROSS JOIN LATERAL (
+        SELECT x.project, x.webhook_id, x.id FROM webhook_delivery AS x
+        WHERE x.project = h.project AND x.webhook_id = h.webhook_id AND x.state = 'pending'
+          AND x.next_attempt_at <= clock_timestamp()
+        ORDER BY x.next_attempt_at, x.id
+        LIMIT greatest($3 - (
+            SELECT count(*) FROM webhook_delivery AS f
+            WHERE f.project = h.project AND f.webhook_id = h.webhook_id AND f.state = 'pending'
+              AND f.claim IS NOT NULL AND f.next_attempt_at > clock_timestamp()), 0)
+    ) AS picked
+) AS chosen
+WHERE d.project = chosen.project AND d.webhook_id = chosen.webhook_id AND d.id = chosen.id
+RETURNING d.project, d.webhook_id, d.id, d.event_id, d.body, d.attempts
+"""
+# An attempt's outcome counts only while its claim holds (a lease that ran out belongs to another).
+DELIVERED = """
+UPDATE webhook_delivery SET state = 'delivered', claim = NULL, next_attempt_at = NULL,
+    delivered_at = clock_timestamp(), last_status = $5, last_error = NULL
+WHERE project = $1 AND webhook_id = $2 AND id = $3 AND claim = $4
+RETURNING id
+"""
+# `$6`: seconds until the next attempt, or NULL when the delivery has failed for good.
+ATTEMPT_FAILED = """
+UPDATE webhook_delivery SET claim = NULL, last_status = $5, last_error = $7,
+    state = CASE WHEN $6::float8 IS NULL THEN 'failed' ELSE 'pending' END,
+    next_attempt_at = clock_timestamp() + make_interval(secs => $6::float8)
+WHERE project = $1 AND webhook_id = $2 AND id = $3 AND claim = $4
+RETURNING id
+"""
+# A stopping sender hands back what it holds: due at once, the attempt not counted.
+RELEASE = """
+UPDATE webhook_delivery SET claim = NULL, next_attempt_at = clock_timestamp(), attempts = attempts - 1
+WHERE claim = $1 AND state = 'pending'
+"""
+NEXT_DUE = "SELECT min(next_attempt_at) - clock_timestamp() FROM webhook_delivery WHERE state = 'pending'"
+
+# --- Dispatcher ----------------------------------------------------------------------------------------
+SUBSCRIBED = """
+SELECT project, id, events FROM webhook WHERE enabled AND project = ANY($1::text[])
+"""
+INSERT_DELIVERIES = """
+INSERT INTO webhook_delivery (project, webhook_id, event_id, event_type, body)
+SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::text[])
+ON CONFLICT (project, webhook_id, event_id) DO NOTHING
+"""
+LOCK_CURSOR = "SELECT position FROM webhook_dispatch WHERE singleton FOR UPDATE SKIP LOCKED"
+MOVE_CURSOR = "UPDATE webhook_dispatch SET position = $1, updated_at = clock_timestamp() WHERE singleton"
+
+
+async def list_page(db: Database, *, project: str, limit: int, offset: int) -> tuple[list[Record], int]:
+    return await db.fetch_page(LIST, COUNT, project, limit=limit, offset=offset)
+
+
+async def get(db: Database, *, project: str, webhook_id: uuid.UUID) -> Record | None:
+    return await db.fetchrow(GET, project, webhook_id)
+
+
+async def lock(db: Database, *, project: str, webhook_id: uuid.UUID) -> Record | None:
+    return await db.fetchrow(LOCK, project, webhook_id)
+
+
+async def insert(
+    db: Database, *, project: str, webhook_id: uuid.UUID, fields: WebhookFields, sealed_secret: bytes
+) -> Record | None:
+    """The new webhook, or None when the project has its limit of webhooks."""
+    return await db.fetchrow(
+        INSERT,
+        project,
+        webhook_id,
+        fields.url,
+        list(fields.events),
+        fields.description,
+        fields.enabled,
+        sealed_secret,
+    )
+
+
+async def update(db: Database, *, project: str, webhook_id: uuid.UUID, fields: WebhookFields) -> Record:
+    return await db.fetchrow(
+        UPDATE, project, webhook_id, fields.url, list(fields.events), fields.description, fields.enabled
+    )
+
+
+async def rotate(
+    db: Database, *, project: str, webhook_id: uuid.UUID, sealed_secret: bytes, overlap_seconds: float
+) -> None:
+    await db.execute(ROTATE, project, webhook_id, sealed_secret, overlap_seconds)
+
+
+async def pause(db: Database, *, project: str, webhook_id: uuid.UUID) -> None:
+    await db.execute(PAUSE, project, webhook_id)
+
+
+async def resume(db: Database, *, project: str, webhook_id: uuid.UUID) -> None:
+    await db.execute(RESUME, project, webhook_id)
+
+
+async def delete(db: Database, *, project: str, webhook_id: uuid.UUID) -> Record | None:
+    return await db.fetchrow(DELETE, project, webhook_id)
+
+
+async def disable(db: Database, *, project: str, webhook_id: uuid.UUID, reason: str) -> None:
+    """Disable (a receiver answered 410) and pause its pending deliveries, in one transaction."""
+    async with db.transaction():
+        if await db.fetchval(DISABLE, project, webhook_id, reason) is not None:
+            await db.execute(PAUSE, project, webhook_id)
+
+
+async def deliveries_page(
+    db: Database, *, project: str, webhook_id: uuid.UUID, limit: int, offset: int
+) -> tuple[list[Record], int]:
+    return await db.fetch_page(DELIVERIES, COUNT_DELIVERIES, project, webhook_id, limit=limit, offset=offset)
+
+
+async def get_delivery(
+    db: Database, *, project: str, webhook_id: uuid.UUID, delivery_id: int
+) -> Record | None:
+    return await db.fetchrow(GET_DELIVERY, project, webhook_id, delivery_id)
+
+
+async def retry(db: Database, *, project: str, webhook_id: uuid.UUID, delivery_id: int) -> Record | None:
+    return await db.fetchrow(RETRY, project, webhook_id, delivery_id)
+
+
+async def claim(
+    db: Database, *, token: uuid.UUID, per_webhook: int, webhooks: int, lease_seconds: float
+) -> tuple[dict[tuple[str, uuid.UUID], Record], list[Record]]:
+    """Due deliveries claimed for `token`, with the webhooks they belong to (url and sealed secrets)."""
+    async with db.transaction():
+        hooks = await db.fetch(LOCK_DUE_WEBHOOKS, webhooks)
+        if not hooks:
+            return {}, []
+        claimed = await db.fetch(
+            CLAIM,
+            [row["project"] for row in hooks],
+            [row["id"] for row in hooks],
+            per_webhook,
+            token,
+            lease_seconds,
+        )
+    return {(row["project"], row["id"]): row for row in hooks}, claimed
+
+
+async def delivered(
+    db: Database, *, project: str, webhook_id: uuid.UUID, delivery_id: int, token: uuid.UUID, status: int
+) -> bool:
+    return await db.fetchval(DELIVERED, project, webhook_id, delivery_id, token, status) is not None
+
+
+async def attempt_failed(
+    db: Database,
+    *,
+    project: str,
+    webhook_id: uuid.UUID,
+    delivery_id: int,
+    token: uuid.UUID,
+    status: int | None,
+    retry_in: float | None,
+    error: str,
+) -> bool:
+    found = await db.fetchval(
+        ATTEMPT_FAILED, project, webhook_id, delivery_id, token, status, retry_in, error
+    )
+    return found is not None
+
+
+async def release(db: Database, *, token: uuid.UUID) -> None:
+    await db.execute(RELEASE, token)
+
+
+async def seconds_until_due(db: Database) -> float | None:
+    """Seconds until the soonest pending delivery is due (negative: overdue), or None."""
+    until = await db.fetchval(NEXT_DUE)
+    return None if until is None else float(until.total_seconds())
+
+
+async def subscribed(db: Database, *, projects: Sequence[str]) -> list[Record]:
+    return await db.fetch(SUBSCRIBED, list(projects))
+
+
+async def insert_deliveries(db: Database, *, rows: Sequence[tuple[str, uuid.UUID, str, str, str]]) -> None:
+    if rows:
+        columns = list(zip(*rows, strict=True))
+        await db.execute(INSERT_DELIVERIES, *(list(column) for column in columns))
+
+
+async def lock_cursor(db: Database) -> tuple[bool, str | None]:
+    """(held, position): held is False when another worker is dispatching right now."""
+    row = await db.fetchrow(LOCK_CURSOR)
+    return (False, None) if row is None else (True, row["position"])
+
+
+async def move_cursor(db: Database, *, position: str) -> None:
+    await db.execute(MOVE_CURSOR, position)

@@ -1,0 +1,210 @@
+"""Sending deliveries: any worker claims due deliveries from PostgreSQL (service/webhooks/queries.py:
+`CLAIM`), POSTs each signed to its webhook's url, and records the outcome. 2xx is delivered; 410 fails
+the delivery and disables the webhook; anything else, a timeout or a refused connection is retried
+after an exponential backoff with jitter, until the last attempt fails the delivery.
+
+Each attempt runs in a task of its own, under its own timeout, so a slow receiver holds only its own
+slots (at most `concurrency` per webhook, across all workers) and never the API or other webhooks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from cryptography.exceptions import InvalidTag
+
+from service.db import Database, Record
+from service.settings import Settings
+from service.webhooks import queries
+from service.webhooks.client import AddressRefused, delivery_client
+from service.webhooks.signing import SecretBox, signature_header
+
+log = logging.getLogger("service.webhooks")
+
+# Retry n (after the n-th failed attempt) waits base * 4^(n-1), at most base * 4320 (6 h at the default
+# base of 5 s), plus up to 20% jitter: 5 s, 20 s, 80 s, 5m20, 21m20, 1h25, 5h41, 6 h, 6 h, 6 h, which
+# with 11 attempts spans about 25.7 hours before a delivery is failed.
+BACKOFF_FACTOR = 4
+BACKOFF_CAP = 4320
+JITTER = 0.2
+# Attempts in flight per worker, over all webhooks; webhooks locked per claim round.
+WORKER_LIMIT = 256
+WEBHOOKS_PER_CLAIM = 64
+# A claim outlives the attempt's timeout by this much: no two attempts of one delivery overlap.
+LEASE_MARGIN_SECONDS = 15.0
+# While due deliveries exist that this worker cannot claim (their webhooks' slots are full, or another
+# worker holds them), look again this often.
+BUSY_RECHECK_SECONDS = 0.25
+USER_AGENT = "relations-webhooks/1"
+
+
+def retry_delay(attempts: int, *, base: float, jitter: float | None = None) -> float:
+    """Seconds before the next attempt, after `attempts` failed ones."""
+    steps: int = min(BACKOFF_FACTOR ** max(attempts - 1, 0), BACKOFF_CAP)
+    spread = random.random() if jitter is None else jitter
+    return float(base * steps * (1 + spread * JITTER))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: int | None
+    error: str | None
+
+    @property
+    def delivered(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+
+class Sender:
+    """One worker's delivery loop. `wake()` makes it look for due deliveries at once (the dispatcher
+    calls it, and the delivery channel's NOTIFY); otherwise it sleeps until the next delivery is due,
+    or `poll_seconds` at most."""
+
+    def __init__(self, db: Database, settings: Settings, *, client: httpx.AsyncClient | None = None) -> None:
+        if not settings.secret_key:
+            raise ValueError("webhook delivery needs RELATIONS_SECRET_KEY")
+        self.db = db
+        self.box = SecretBox(settings.secret_key)
+        self.timeout = settings.webhook_timeout_seconds
+        self.base = settings.webhook_backoff_seconds
+        self.max_attempts = settings.webhook_max_attempts
+        self.concurrency = settings.webhook_concurrency
+        self.poll = settings.webhook_poll_seconds
+        self.lease = self.timeout + LEASE_MARGIN_SECONDS
+        self.client = client or delivery_client(
+            allow_private=settings.webhook_allow_private, timeout=self.timeout
+        )
+        self.token = uuid.uuid4()
+        self._wake = asyncio.Event()
+        self._attempts: set[asyncio.Task[None]] = set()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Until cancelled; then the deliveries it holds are handed back (see `close`)."""
+        while True:
+            self._wake.clear()
+            try:
+                if len(self._attempts) < WORKER_LIMIT and await self.claim_and_send():
+                    continue
+                pause = await self._pause()
+            except Exception:
+                log.exception("webhook sender: claiming failed; retrying in %ss", self.poll)
+                pause = self.poll
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), pause)
+
+    async def _pause(self) -> float:
+        due = await queries.seconds_until_due(self.db)
+        if due is None:
+            return self.poll
+        return min(max(due, BUSY_RECHECK_SECONDS if due <= 0 else 0.0), self.poll)
+
+    async def claim_and_send(self) -> int:
+        """Claim what is due and start an attempt for each; returns how many were started."""
+        hooks, claimed = await queries.claim(
+            self.db,
+            token=self.token,
+            per_webhook=self.concurrency,
+            webhooks=WEBHOOKS_PER_CLAIM,
+            lease_seconds=self.lease,
+        )
+        for row in claimed:
+            task = asyncio.create_task(self._attempt(hooks[(row["project"], row["webhook_id"])], row))
+            self._attempts.add(task)
+            task.add_done_callback(self._attempt_done)
+        return len(claimed)
+
+    def _attempt_done(self, task: asyncio.Task[None]) -> None:
+        self._attempts.discard(task)
+        self._wake.set()  # a slot is free: its webhook may have more due
+
+    async def _attempt(self, hook: Record, row: Record) -> None:
+        try:
+            outcome = await self.post(hook, row)
+            await self.record(hook, row, outcome)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("webhook delivery %s: recording the attempt failed", row["id"])
+
+    def secrets_of(self, hook: Record) -> list[str]:
+        """The webhook's secret, and the previous one while it still signs (24 h after a rotation)."""
+        place = {"project": hook["project"], "webhook_id": hook["id"]}
+        found = [self.box.open(hook["secret"], **place)]
+        if hook["previous_secret"] is not None and hook["previous_signs"]:
+            found.append(self.box.open(hook["previous_secret"], **place))
+        return found
+
+    async def post(self, hook: Record, row: Record) -> Outcome:
+        body: str = row["body"]
+        try:
+            secrets_in_use = self.secrets_of(hook)
+        except InvalidTag:
+            return Outcome(None, "the stored secret cannot be decrypted: RELATIONS_SECRET_KEY has changed")
+        timestamp = int(time.time())
+        headers = {
+            "content-type": "application/json",
+            "user-agent": USER_AGENT,
+            "webhook-id": row["event_id"],
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": signature_header(
+                secrets_in_use, message_id=row["event_id"], timestamp=timestamp, body=body
+            ),
+        }
+        try:
+            async with (
+                asyncio.timeout(self.timeout),
+                self.client.stream("POST", hook["url"], content=body.encode(), headers=headers) as response,
+            ):
+                return Outcome(response.status_code, None)
+        except (TimeoutError, httpx.TimeoutException):
+            return Outcome(None, f"no answer within {self.timeout:g} s")
+        except AddressRefused as error:
+            return Outcome(None, f"refused: {error}")
+        except httpx.HTTPError as error:
+            return Outcome(None, f"{type(error).__name__}: {error}"[:500])
+
+    async def record(self, hook: Record, row: Record, outcome: Outcome) -> None:
+        place: dict[str, Any] = {
+            "project": row["project"],
+            "webhook_id": row["webhook_id"],
+            "delivery_id": row["id"],
+            "token": self.token,
+        }
+        if outcome.delivered:
+            assert outcome.status is not None
+            await queries.delivered(self.db, status=outcome.status, **place)
+            return
+        if outcome.status == 410:
+            reason = "the receiver answered 410 Gone"
+            if await queries.attempt_failed(self.db, status=410, retry_in=None, error=reason, **place):
+                await queries.disable(
+                    self.db, project=row["project"], webhook_id=row["webhook_id"], reason=reason
+                )
+                log.warning("webhook %s disabled: its receiver answered 410", row["webhook_id"])
+            return
+        attempts: int = row["attempts"]
+        retry_in = retry_delay(attempts, base=self.base) if attempts < self.max_attempts else None
+        error = outcome.error or f"the receiver answered {outcome.status}"
+        await queries.attempt_failed(self.db, status=outcome.status, retry_in=retry_in, error=error, **place)
+
+    async def close(self) -> None:
+        """Stop the attempts in flight and hand their deliveries back, due at once."""
+        attempts = list(self._attempts)
+        for task in attempts:
+            task.cancel()
+        await asyncio.gather(*attempts, return_exceptions=True)
+        try:
+            await queries.release(self.db, token=self.token)
+        except Exception:
+            log.warning("webhook sender: could not release its claims; they expire within %ss", self.lease)
+        await self.client.aclose()

@@ -1,0 +1,46 @@
+"""The webhook chores of one worker process, started and stopped by the app's lifespan: the sender
+(when RELATIONS_SECRET_KEY is set) and the dispatcher. Every worker runs both; the database decides
+which one dispatches and which one sends each delivery."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from service.db import Database
+from service.settings import Settings
+from service.webhooks.sender import Sender
+
+log = logging.getLogger("service.webhooks")
+
+
+class Webhooks:
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db = db
+        self.settings = settings
+        self.sender: Sender | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def wake_senders(self) -> None:
+        if self.sender is not None:
+            self.sender.wake()
+
+    async def start(self) -> None:
+        if not self.settings.webhook_delivery:
+            return
+        if not self.settings.secret_key:
+            log.warning("webhooks are not sent: RELATIONS_SECRET_KEY is not set")
+            return
+        self.sender = Sender(self.db, self.settings)
+        self._tasks.append(asyncio.create_task(self.sender.run(), name="webhook sender"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.sender is not None:
+            await self.sender.close()
+
+
+Wake = Callable[[], None]
