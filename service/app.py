@@ -19,6 +19,9 @@ from starlette.types import ASGIApp
 
 from service import docs, health, messages, metrics
 from service.auth import Authenticator
+from service.changes.listener import Listener
+from service.changes.retention import prune_forever as prune_changes_forever
+from service.changes.routes import routes as change_routes
 from service.child_lists.routes import routes as child_list_routes
 from service.db import Database
 from service.errors import ApiError, MethodNotAllowed, NotFound
@@ -86,6 +89,7 @@ def api_routes() -> list[BaseRoute]:
     # Starlette tries routes in order: the API's hot reads first (their paths overlap nothing else).
     return [
         *relation_routes,
+        *change_routes,
         *relation_type_routes,
         *child_list_routes,
         *alias_routes,
@@ -156,6 +160,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         statement_timeout_ms=settings.statement_timeout_ms,
     )
 
+    listener = Listener(db)
+
     # A key too short is refused here, at start-up; no key at all only switches webhooks off (503).
     box = SecretBox(settings.secret_key) if settings.secret_key else None
     webhooks = Webhooks(db, settings)
@@ -164,7 +170,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         assert settings.database_url
         await start_database(settings.database_url, db, wait_seconds=settings.startup_wait_seconds)
-        chores = [asyncio.create_task(prune_forever(db, hours=settings.idempotency_hours))]
+        chores = [
+            asyncio.create_task(prune_forever(db, hours=settings.idempotency_hours)),
+            asyncio.create_task(listener.run()),
+            asyncio.create_task(
+                prune_changes_forever(db, retention_seconds=settings.changes_retention_seconds)
+            ),
+        ]
         await webhooks.start()
         if metrics.MULTIPROCESS_DIR is not None:
             chores.append(asyncio.create_task(metrics.keep_pool_current(db)))
@@ -196,6 +208,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     app.state.settings = settings
     app.state.db = db
+    app.state.changes_listener = listener
     app.state.authenticator = Authenticator(settings, db)
     app.state.secret_box = box
     app.state.wake_senders = webhooks.wake_senders

@@ -126,6 +126,12 @@ class Database:
     async def disconnect(self) -> None:
         await self._pool.disconnect()
 
+    async def dedicated_connection(self) -> asyncpg.Connection:
+        """A connection of its own, outside the pool, for a session that keeps it (the change feed's
+        LISTEN); the caller closes it. Driver failures are raised as they are: its owner reconnects."""
+        plain_url, options = split_url(self.url)
+        return await asyncpg.connect(plain_url, server_settings={"application_name": "relations"}, **options)
+
     def _asyncpg_pool(self) -> Any:
         """asyncpg's own pool under `databases`, or None before it is open."""
         return getattr(getattr(self._pool, "_backend", None), "_pool", None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +21,36 @@ def _float(name: str, default: float) -> float:
 def _bool(name: str, default: bool) -> bool:
     raw = os.environ.get(name, "").strip().lower()
     return raw not in ("0", "false", "no", "off") if raw else default
+
+
+_DURATION = re.compile(r"(\d+)\s*(d|h|m|s)")
+_DURATION_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+def parse_duration(text: str) -> int:
+    """Seconds in `7d`, `36h`, `1d12h`, `90m`, `30s` (units d, h, m, s; several add up) or a bare
+    number of seconds; raises ValueError otherwise, or for zero."""
+    compact = text.strip().lower()
+    if compact.isdigit():
+        seconds = int(compact)
+    else:
+        parts = _DURATION.findall(compact)
+        if not parts or _DURATION.sub("", compact).strip():
+            raise ValueError(f"not a duration: {text!r} (e.g. 7d, 36h, 1d12h, 90m, 30s)")
+        seconds = sum(int(number) * _DURATION_UNITS[unit] for number, unit in parts)
+    if seconds <= 0:
+        raise ValueError(f"a duration must be positive: {text!r}")
+    return seconds
+
+
+def _duration(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return parse_duration(raw)
+    except ValueError as error:
+        raise ValueError(f"{name}: {error}") from None
 
 
 def _list(name: str) -> tuple[str, ...]:
@@ -46,6 +77,8 @@ class Settings:
     access_log: bool = True
     idempotency_hours: int = 24
     startup_wait_seconds: int = 30
+    changes_retention_seconds: int = 7 * 86400
+    changes_heartbeat_seconds: float = 15.0
     # --- Webhooks (issue 13, SPEC §10) ---
     secret_key: str | None = None
     webhook_allow_private: bool = False
@@ -78,6 +111,8 @@ class Settings:
             access_log=_bool("RELATIONS_ACCESS_LOG", True),
             idempotency_hours=max(_int("RELATIONS_IDEMPOTENCY_HOURS", 24), 1),
             startup_wait_seconds=max(_int("RELATIONS_STARTUP_WAIT_SECONDS", 30), 0),
+            changes_retention_seconds=_duration("RELATIONS_CHANGES_RETENTION", 7 * 86400),
+            changes_heartbeat_seconds=float(_duration("RELATIONS_CHANGES_HEARTBEAT", 15)),
             secret_key=env("RELATIONS_SECRET_KEY") or None,
             webhook_allow_private=_bool("RELATIONS_WEBHOOK_ALLOW_PRIVATE", False),
             webhook_delivery=_bool("RELATIONS_WEBHOOK_DELIVERY", True),
