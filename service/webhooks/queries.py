@@ -138,7 +138,7 @@ NEXT_DUE = "SELECT min(next_attempt_at) - clock_timestamp() FROM webhook_deliver
 
 # --- Dispatcher ----------------------------------------------------------------------------------------
 SUBSCRIBED = """
-SELECT project, id, events FROM webhook WHERE enabled AND project = ANY($1::text[])
+SELECT project, id, events, created_at FROM webhook WHERE enabled AND project = ANY($1::text[])
 """
 INSERT_DELIVERIES = """
 INSERT INTO webhook_delivery (project, webhook_id, event_id, event_type, body)

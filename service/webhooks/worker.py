@@ -6,19 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 
+from service.changes.listener import Listener
 from service.db import Database
 from service.settings import Settings
+from service.webhooks.dispatcher import Dispatcher
 from service.webhooks.sender import Sender
 
 log = logging.getLogger("service.webhooks")
 
 
 class Webhooks:
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(self, db: Database, settings: Settings, listener: Listener) -> None:
         self.db = db
         self.settings = settings
+        self.listener = listener
         self.sender: Sender | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -30,10 +32,15 @@ class Webhooks:
         if not self.settings.webhook_delivery:
             return
         if not self.settings.secret_key:
-            log.warning("webhooks are not sent: RELATIONS_SECRET_KEY is not set")
+            log.warning("webhooks are off: RELATIONS_SECRET_KEY is not set")
             return
         self.sender = Sender(self.db, self.settings)
+        dispatcher = Dispatcher(
+            self.db, poll_seconds=self.settings.webhook_poll_seconds, queued=self.sender.wake
+        )
+        self.listener.observe(dispatcher.wake)
         self._tasks.append(asyncio.create_task(self.sender.run(), name="webhook sender"))
+        self._tasks.append(asyncio.create_task(dispatcher.run(), name="webhook dispatcher"))
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -41,6 +48,3 @@ class Webhooks:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.sender is not None:
             await self.sender.close()
-
-
-Wake = Callable[[], None]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -39,3 +41,10 @@ async def add_delivery(
         event_body(event_id, event_type),
     )
     return delivery_id
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], *, bound: float = 30.0) -> None:
+    """Until `check()` holds (the bound only keeps a broken test from hanging)."""
+    async with asyncio.timeout(bound):
+        while not await check():  # noqa: ASYNC110 - the state is in the database
+            await asyncio.sleep(0.02)

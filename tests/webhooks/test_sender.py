@@ -21,7 +21,7 @@ from service.settings import Settings
 from service.webhooks.sender import BACKOFF_CAP, Sender, retry_delay
 from tests.conftest import Project
 from tests.receiver import Received, Receiver
-from tests.webhooks.helpers import add_delivery, create_webhook
+from tests.webhooks.helpers import add_delivery, create_webhook, eventually
 
 
 @pytest.fixture(autouse=True)
@@ -52,13 +52,6 @@ async def sending(db: Database, settings: Settings) -> AsyncIterator[Sender]:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await sender.close()
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], *, bound: float = 30.0) -> None:
-    """Until `check()` holds (the bound only keeps a broken test from hanging)."""
-    async with asyncio.timeout(bound):
-        while not await check():  # noqa: ASYNC110 - the state is in the database
-            await asyncio.sleep(0.02)
 
 
 async def delivery(db: Database, delivery_id: int) -> dict[str, Any]:
