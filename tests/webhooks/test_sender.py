@@ -386,3 +386,17 @@ def test_the_retry_schedule_spans_more_than_a_day() -> None:
     assert retry_delay(1, base=base, jitter=1) <= 10  # the first retry within 10 s, jitter included
     spread = {retry_delay(3, base=base) for _ in range(20)}
     assert len(spread) > 1 and all(80 <= delay <= 96 for delay in spread)
+
+
+async def test_a_private_address_is_refused_at_delivery_without_the_setting(
+    client: httpx.AsyncClient, db: Database, project: Project, fast: Settings
+) -> None:
+    public_only = replace(fast, webhook_allow_private=False, webhook_backoff_seconds=3600)
+    async with Receiver().running() as receiver:
+        _, delivery_id = await hook_with_delivery(client, db, project, receiver.url)
+        async with sending(db, public_only):
+            await eventually(lambda: _attempts_are(db, delivery_id, 1, settled=True))
+    assert receiver.received == []
+    row = await delivery(db, delivery_id)
+    assert row["state"] == "pending"
+    assert row["last_error"] == "refused: 127.0.0.1 resolves to 127.0.0.1, which is not a public address"
