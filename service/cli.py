@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import os
+import secrets
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -57,6 +59,18 @@ def write_dev_key(settings: Settings, url: str) -> None:
     )
 
 
+def dev_secret_key(settings: Settings) -> str:
+    """Embedded mode without RELATIONS_SECRET_KEY: the key sealing webhook secrets, made once into the
+    data folder (mode 0600, beside the dev key) and read from there on later starts."""
+    path = settings.data_dir / "secret-key"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode() + "\n")
+        print(f"Created the key that seals webhook secrets ({path}); keep it with the database.", flush=True)
+    return path.read_text().strip()
+
+
 def serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
@@ -73,6 +87,9 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     if embedded:
         write_dev_key(settings, url)
+        if not settings.secret_key:
+            # The workers read their settings from the environment.
+            os.environ["RELATIONS_SECRET_KEY"] = dev_secret_key(settings)
     uvicorn.run(
         "service.app:create_app",
         factory=True,

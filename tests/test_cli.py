@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 
 from service.db import Database
+from service.settings import Settings
 from tests.conftest import guid
 
 RELATIONS = Path(sys.executable).with_name("relations")
@@ -158,3 +159,14 @@ async def test_projects_create_and_list(database_url: str, db: Database) -> None
     assert invalid.code != 0
     upper = await relations(database_url, "projects", "create", "UPPER")
     assert upper.code == 2 and "invalid project alias" in upper.err
+
+
+def test_embedded_mode_makes_the_secret_key_once(tmp_path: Path) -> None:
+    from service.cli import dev_secret_key
+    from service.webhooks.signing import SecretBox
+
+    settings = Settings(data_dir=tmp_path)
+    key = dev_secret_key(settings)
+    assert (tmp_path / "secret-key").stat().st_mode & 0o777 == 0o600
+    assert dev_secret_key(settings) == key
+    SecretBox(key)  # long enough to seal secrets
