@@ -29,6 +29,14 @@ DESCRIPTION_LIMIT = 1000
 CREATE_FIELDS = ("url", "events", "description", "enabled")
 UPDATE_FIELDS = (*CREATE_FIELDS, "rotateSecret")
 _CONTROL = re.compile(r"[\x00-\x20\x7f]")
+# null is no value for any field: what each one says when given null.
+NULL_MESSAGES = {
+    "url": messages.FIELD_NOT_STRING,
+    "events": messages.WEBHOOK_EVENTS_SHAPE,
+    "description": messages.FIELD_NOT_STRING,
+    "enabled": messages.FIELD_NOT_BOOLEAN,
+    "rotateSecret": messages.WEBHOOK_ROTATE_SHAPE,
+}
 
 
 @dataclass(frozen=True)
@@ -92,6 +100,9 @@ def read_fields(
     fields = Fields(
         body, message=messages.WEBHOOK_INVALID, known=CREATE_FIELDS if current is None else UPDATE_FIELDS
     )
+    for name, value in body.items():
+        if value is None and name in NULL_MESSAGES and (name != "url" or current is not None):
+            fields.fail(name, NULL_MESSAGES[name])
     base = current or WebhookFields(url="")
     url = base.url
     if fields.present("url") or current is None:

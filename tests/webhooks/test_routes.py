@@ -313,3 +313,16 @@ async def test_project_limit(client: httpx.AsyncClient, app: Starlette, project:
     over = await client.post("/webhook", json={"url": URL}, headers=project.headers)
     assert over.status_code == 409
     assert error_of(over)["message"] == messages.WEBHOOK_LIMIT.format(limit=LIMIT_PER_PROJECT)
+
+
+@pytest.mark.parametrize("field", ["url", "events", "description", "enabled", "rotateSecret"])
+async def test_null_is_no_value(client: httpx.AsyncClient, project: Project, field: str) -> None:
+    created = (await create_webhook(client, project, URL)).json()
+    response = await client.put(
+        created["_links"]["self"]["href"], json={field: None}, headers=project.headers
+    )
+    assert response.status_code == 422, response.text
+    assert set(error_of(response)["details"]["errors"]) == {field}
+    if field != "rotateSecret":
+        refused = await client.post("/webhook", json={"url": URL, field: None}, headers=project.headers)
+        assert refused.status_code == 422, refused.text
