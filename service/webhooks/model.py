@@ -89,7 +89,7 @@ def _events(fields: Fields, default: tuple[str, ...]) -> tuple[str, ...]:
     for index, item in enumerate(value):
         if item not in EVENT_TYPES:
             fields.fail(f"events[{index}]", unknown)
-    chosen = set(value)
+    chosen = {item for item in value if isinstance(item, str)}
     return tuple(event for event in EVENT_TYPES if event in chosen)
 
 

@@ -77,6 +77,7 @@ async def test_list_is_paged(client: httpx.AsyncClient, project: Project) -> Non
         ({"url": URL, "events": []}, "events", messages.WEBHOOK_EVENTS_SHAPE),
         ({"url": URL, "events": "relation.created"}, "events", messages.WEBHOOK_EVENTS_SHAPE),
         ({"url": URL, "events": ["relation.created", "nope"]}, "events[1]", None),
+        ({"url": URL, "events": [{}]}, "events[0]", None),
         ({"url": URL, "description": 3}, "description", messages.FIELD_NOT_STRING),
         ({"url": URL, "enabled": "yes"}, "enabled", messages.FIELD_NOT_BOOLEAN),
         ({"url": URL, "secret": "whsec_mine"}, "secret", messages.FIELD_UNKNOWN),
