@@ -18,7 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
-from bench import load, seed, servers
+from bench import feed, load, seed, servers
 from bench.load import Load, Result
 
 ROOT = servers.ROOT
@@ -343,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     logs.mkdir(exist_ok=True)
     rows: list[Row] = []
     refs: dict[str, Result] = {}
+    feed_lag: dict[str, Any] = {}
     files = paths.files
 
     def route(name: str, server: servers.Server, what: Load, reference: str = "bare PK", **kw: Any) -> None:
@@ -393,9 +394,24 @@ def main(argv: list[str] | None = None) -> int:
             for name in (*missing, "set: PUT set of 1,000 items"):
                 rows.append(Row(name, None, note="ordered-list routes not served"))
         lists_arg = files["lists10"] if has_lists else "-"
-        route(
-            "mixed: 70% GET/20% POST/10% PATCH, 32 conns", service, Load("mixed", (files["reads"], lists_arg))
-        )
+        mixed = Load("mixed", (files["reads"], lists_arg))
+        route("mixed: 70% GET/20% POST/10% PATCH, 32 conns", service, mixed)
+        if bench.wanted("feed"):
+            log("change feed: a long-polling consumer during the mixed load")
+            feed_lag = feed.lag(
+                service.url, headers, lambda: bench.measure("feed: mixed load", service.url, mixed, headers)
+            )
+            log(f"  feed lag: {feed_lag}")
+        if bench.wanted("logcost"):
+            log("change log: POST /relation with its triggers on and off, alternating")
+            logged, unlogged = feed.log_cost(
+                dsn,
+                options,
+                lambda name: bench.measure(name, service.url, Load("post", ("umbDocument",)), headers),
+            )
+            rows.append(Row("logcost: POST, change log on", logged, "post unlogged"))
+            rows.append(Row("logcost: POST, change log off", unlogged, "post unlogged"))
+            refs["post unlogged"] = unlogged
     memory: dict[str, Any] = {}
     reliability: dict[str, Any] = {}
     if (args.memory_requests and bench.wanted("memory")) or (
@@ -452,8 +468,19 @@ def main(argv: list[str] | None = None) -> int:
     if reliability:
         lines.append("")
         lines.extend(reliability["summary"])
+    if feed_lag:
+        lines.append("")
+        lines.append(
+            f"change feed: {feed_lag['events']:,} events to a long-polling consumer during the mixed load "
+            f"({feed_lag['load_rps']:.0f} req/s), {feed_lag['polls']:,} polls, "
+            f"{feed_lag['duplicates']} repeated; "
+            f"commit-to-consumer lag p50 {feed_lag['p50_ms']:.1f} ms, p99 {feed_lag['p99_ms']:.1f} ms, "
+            f"max {feed_lag['max_ms']:.1f} ms"
+        )
     lines.append("")
     lines.extend(targets(rows, refs, scale, small_scale, memory))
+    if feed_lag:
+        lines.extend(feed_targets(feed_lag))
     report = "\n".join(lines)
     print(report, flush=True)
     (bench.out / "table.txt").write_text(report + "\n")
@@ -464,13 +491,22 @@ def main(argv: list[str] | None = None) -> int:
                 "results": [r.as_dict() for r in bench.results],
                 "memory": memory,
                 "reliability": {k: v for k, v in reliability.items() if k != "summary"},
+                "feed": feed_lag,
             },
             option=orjson.OPT_INDENT_2,
         )
     )
     log(f"raw results in {bench.out} ({time.monotonic() - started:.0f} s)")
     failed = reliability.get("ok") is False or any(r.errors for r in bench.results if r.name != "memory")
+    failed = failed or bool(feed_lag.get("duplicates"))
     return 1 if failed else 0
+
+
+def feed_targets(lag: dict[str, Any]) -> list[str]:
+    out = ["targets (issue 13):"]
+    for label, value, limit in (("feed lag p50", lag["p50_ms"], 20), ("feed lag p99", lag["p99_ms"], 200)):
+        out.append(f"  [{'met' if value <= limit else 'NOT met'}] {label} <= {limit} ms: {value:.1f} ms")
+    return out
 
 
 def results_tool(results: list[Result]) -> str:

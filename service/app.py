@@ -19,7 +19,7 @@ from starlette.types import ASGIApp
 
 from service import docs, health, messages, metrics
 from service.auth import Authenticator
-from service.changes.listener import Listener
+from service.changes.listener import NOTIFY_AFTER_COMMIT, Listener
 from service.changes.retention import prune_forever as prune_changes_forever
 from service.changes.routes import routes as change_routes
 from service.child_lists.routes import routes as child_list_routes
@@ -158,6 +158,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         min_size=settings.pool_min_size,
         max_size=settings.pool_max_size,
         statement_timeout_ms=settings.statement_timeout_ms,
+        session=NOTIFY_AFTER_COMMIT,
     )
 
     listener = Listener(db)
@@ -209,6 +210,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.settings = settings
     app.state.db = db
     app.state.changes_listener = listener
+    app.state.after_write = listener.changed
     app.state.authenticator = Authenticator(settings, db)
     app.state.secret_box = box
     app.state.wake_senders = webhooks.wake_senders

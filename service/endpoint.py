@@ -124,7 +124,8 @@ def api_route(
     """An authenticated API route for one method, requiring `scope`. Writes honour `Idempotency-Key`,
     unless `remember` is False: an answer that carries a secret must never be stored."""
     run = handler
-    if method in WRITE_METHODS and remember:
+    writes = method in WRITE_METHODS
+    if writes and remember:
         run = idempotent(handler, invalid_message=INVALID_MESSAGES.get(scope, messages.RELATION_INVALID))
 
     async def endpoint(request: Request) -> Response:
@@ -136,7 +137,11 @@ def api_route(
         if scope not in principal.scopes:
             raise Forbidden()
         request.state.project = project
-        return await run(Context(request, principal, project))
+        response = await run(Context(request, principal, project))
+        if writes and response.status_code < 300:
+            # Committed: the change feed's listener notifies the other workers (service.changes).
+            request.app.state.after_write(project)
+        return response
 
     endpoint.__name__ = handler.__name__
     endpoint.__doc__ = handler.__doc__

@@ -42,28 +42,32 @@ transactions that could conflict (the same list's lock, the same row) are such a
 takes its commit snapshot only after the earlier released its locks, i.e. committed. And an
 acknowledged write's successor, started after the acknowledgement, sorts after it.
 
-Delivery. A reader may deliver exactly the transactions whose key's xmax is at most a bound below
-which no key can appear any more. The xmin of its own snapshot is such a bound (every transaction
-that could still commit has an xid at or above it, so its xmax will be above it), but it counts every
-transaction of the whole PostgreSQL server (xids are shared by its databases), so any long transaction
-anywhere would hold the feed back. The bound used (schema.sql's relation_change_bound) counts only
-writers of this change log: the smaller of this snapshot's xmax - 1 and the xid of the oldest
-transaction that holds the lock its marker insert takes on `relation_change_commit` (read from
-pg_locks after the snapshot was taken). A writer in progress then has an xid at or above the bound,
-and its xmax will be above its xid; a writer that takes that lock later takes its commit snapshot
-later, and its xmax is at least this snapshot's xmax, also above the bound. The events are then read
-under a later snapshot (the second statement of relation_change_page), in which every transaction that
-had the lock and was no longer holding it when pg_locks was read has committed (or rolled back).
-So a cursor (the last delivered key and event id) is final: nothing later sorts before it, and a
-consumer following it sees each change once, in commit order. The price is latency: a committed
-change waits until every writer that was running at its commit has ended, so the feed lags by the
-oldest running writer (milliseconds for the API's statements; a long import delays every project's
-feed by its duration). Writers must be READ COMMITTED (the trigger refuses others), because a
-REPEATABLE READ transaction's deferred trigger would see its first snapshot, not a commit-time one.
+Delivery. A reader may deliver exactly the keys below a bound under which no key can appear any
+more. "xmax at most the xmin of the reader's snapshot" is not such a bound: a transaction takes its key
+a moment before it commits (its deferred trigger runs first), and in that moment the xids between its
+xmax and its own xid may all end, so its xmax can lie below the reader's xmin while it is still
+invisible; a reader that delivered a later key would skip it for good (the concurrency test found
+exactly that). So a committing transaction publishes a lower bound of its key first: before its commit
+snapshot it takes a shared advisory lock (pg_locks shows it at once) whose key is the xmax of a
+snapshot taken just before, and it holds it until its commit is visible. A reader's bound (schema.sql's
+relation_change_bound) is one below the smaller of its snapshot's xmax and the smallest published
+xmax, read from pg_locks after that snapshot: a transaction that commits later either published
+already (its key is above the bound), or takes its commit snapshot after the reader's, so its xmax is
+at least the reader's xmax (also above). The events are read under a later snapshot (the second
+statement of relation_change_page), in which every transaction whose lock was gone is visible. So a
+cursor (the last delivered key and event id) is final: nothing later sorts before it, and a consumer
+following it sees each change once, in commit order. The bound ignores every transaction that is not
+committing a change (other tables, other databases of the server, a long import still running: it
+takes its key when it commits). The latency that remains: a change waits for the writers that were
+committing at the same moment (microseconds to milliseconds), and for the xmax of later snapshots
+to pass its own, which the commit trigger ensures by writing its key in a subtransaction whose own
+xid is assigned after the key's snapshot (its commit moves every later xmax past the key). Writers
+must be READ COMMITTED (the trigger refuses others), because a REPEATABLE READ transaction's deferred
+trigger would see its first snapshot, not a commit-time one.
 
 Compared: SpiceDB's Postgres datastore stores each transaction's xid and snapshot and its Watch
-delivers only what the current snapshot's xmin has passed (here: a bound that ignores non-writers);
-it orders by xid within that, which the lock-wait case above breaks. OpenFGA's ReadChanges hides
+delivers only what the current snapshot's xmin has passed, ordered by xid, which the lock-wait case
+above breaks, and any long transaction on the server delays it. OpenFGA's ReadChanges hides
 changes newer than a fixed horizon (a time window) and orders by a ULID taken at write time: a
 transaction that commits later than the window after its write is skipped. A key taken from the
 commit-time snapshot needs neither a global lock nor a clock.

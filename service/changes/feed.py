@@ -9,7 +9,7 @@ from typing import Any
 
 from service.changes import queries
 from service.changes.model import LAST_ID, START, Change, Position, change
-from service.db import Database
+from service.changes.queries import Reader
 
 
 @dataclass(frozen=True)
@@ -40,22 +40,22 @@ def _page(rows: list[Any], after: Position) -> Page:
     )
 
 
-async def read_project(db: Database, *, project: str, after: Position, limit: int) -> Page:
+async def read_project(db: Reader, *, project: str, after: Position, limit: int) -> Page:
     """The project's committed changes after `after`, at most `limit`, in commit order."""
     return _page(await queries.page(db, project=project, after=after, limit=limit), after)
 
 
-async def read_all(db: Database, *, after: Position, limit: int) -> Page:
+async def read_all(db: Reader, *, after: Position, limit: int) -> Page:
     """Every project's committed changes after `after` (a position from this function), at most
     `limit`, in commit order; `gone` when any project's pruned changes lie after it."""
     return _page(await queries.page(db, project=None, after=after, limit=limit), after)
 
 
-async def first(db: Database, *, project: str) -> Position:
+async def first(db: Reader, *, project: str) -> Position:
     """Before the oldest retained change of the project."""
     return await queries.pruned(db, project=project) or START
 
 
-async def end(db: Database) -> Position:
+async def end(db: Reader) -> Position:
     """After every change a reader may deliver now (`since=now`)."""
     return Position.end(await queries.bound(db))

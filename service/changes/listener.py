@@ -1,6 +1,8 @@
 """One LISTEN connection per worker wakes every waiting feed request of its project at the commit of a
-change (NOTIFY at commit, `model.CHANNEL`, payload the project), so a waiting client costs nothing
-until then: no query per waiting client per interval.
+change (NOTIFY on `model.CHANNEL`, payload the project), so a waiting client costs nothing until then:
+no query per waiting client per interval. The service's own writes are notified just after their
+commit by `changed` (coalesced, one NOTIFY in flight per worker; the worker's own waiters wake at
+once); every other writer's commit trigger notifies itself (schema.sql).
 
 A committed change can be held back for a moment (see the package docstring: it is delivered once
 every writer that was running at its commit has ended), and the transaction it waits for may end
@@ -22,10 +24,14 @@ import asyncpg
 
 from service.changes import queries
 from service.changes.model import CHANNEL
-from service.db import Database
+from service.db import Database, Record, translate
 
 log = logging.getLogger("service.changes")
 
+# The service's pooled sessions carry this: their commits are notified by `Listener.changed` after
+# the commit (schema.sql's commit trigger notifies for every other writer).
+NOTIFY_AFTER_COMMIT = {"relations.notify": "after-commit"}
+NOTIFY = "SELECT pg_notify($1, project) FROM unnest($2::text[]) AS project"
 HELD_POLL_SECONDS = 0.005
 DISCONNECTED_POLL_SECONDS = 0.5
 RECONNECT_SECONDS = 1.0
@@ -48,6 +54,9 @@ class Listener:
         self._connection: asyncpg.Connection | None = None
         self._lost = asyncio.Event()
         self._observers: list[Callable[[], None]] = []
+        self._unsent: set[str] = set()
+        self._send = asyncio.Event()
+        self._reading = asyncio.Lock()
 
     @property
     def listening(self) -> bool:
@@ -85,6 +94,45 @@ class Listener:
                 del self._waiters[project]
             self._held.discard(waiter)
 
+    async def fetch(self, sql: str, *args: Any) -> list[Record]:
+        """A feed read on this listener's own connection, so that a woken request is not queued behind
+        the API's statements for a pooled one; on the pool while it is not connected."""
+        connection = self._connection
+        if connection is None:
+            return await self._db.fetch(sql, *args)
+        async with self._reading:
+            try:
+                rows: list[Record] = await connection.fetch(sql, *args)
+                return rows
+            except Exception as error:
+                answer = translate(error, connecting=False)
+                if answer is None:
+                    raise
+                raise answer from error
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        rows = await self.fetch(sql, *args)
+        return rows[0][0] if rows else None
+
+    def changed(self, project: str) -> None:
+        """A write of this worker committed: wake its own waiters now, and the other workers' through
+        one NOTIFY (a NOTIFY commits one at a time server-wide, so the writes that commit meanwhile
+        share the next one)."""
+        self._wake(project)
+        self._unsent.add(project)
+        self._send.set()
+
+    async def _send_notifications(self) -> None:
+        while True:
+            await self._send.wait()
+            self._send.clear()
+            projects, self._unsent = sorted(self._unsent), set()
+            try:
+                await self._db.execute(NOTIFY, CHANNEL, projects)
+            except Exception as error:  # an outage: the other workers' waits time out and read again
+                log.warning("change feed listener: cannot notify: %s", error)
+                await asyncio.sleep(DISCONNECTED_POLL_SECONDS)
+
     def _notified(self, connection: Any, pid: int, channel: str, project: str) -> None:
         self._wake(project)
 
@@ -104,6 +152,7 @@ class Listener:
     async def run(self) -> None:
         """The worker's chore: keep the LISTEN connection, and poll the bound for held-back waiters."""
         poller = asyncio.create_task(self._poll_held())
+        sender = asyncio.create_task(self._send_notifications())
         try:
             while True:
                 try:
@@ -115,7 +164,8 @@ class Listener:
                 await asyncio.sleep(RECONNECT_SECONDS)
         finally:
             poller.cancel()
-            await asyncio.gather(poller, return_exceptions=True)
+            sender.cancel()
+            await asyncio.gather(poller, sender, return_exceptions=True)
             await self._close()
 
     async def _listen(self) -> None:
@@ -144,7 +194,7 @@ class Listener:
                 await self._held_changed.wait()
                 continue
             try:
-                bound = await queries.bound(self._db)
+                bound = await queries.bound(self)
             except Exception as error:  # the pool answers 503 in an outage; the waiters time out
                 log.debug("change feed listener: cannot read the delivery bound: %s", error)
                 await asyncio.sleep(DISCONNECTED_POLL_SECONDS)

@@ -5,6 +5,8 @@ with the page, in one round trip."""
 
 from __future__ import annotations
 
+from typing import Any, Protocol
+
 from service.changes.model import LAST_ID, Position
 from service.db import Database, Record
 
@@ -38,19 +40,27 @@ DELETE FROM relation_change WHERE project = $1 AND xid = $2 AND id IN (
 DELETE_COMMIT = "DELETE FROM relation_change_commit WHERE project = $1 AND xid = $2"
 
 
+class Reader(Protocol):
+    """What the reads need: `Database`, or the feed listener's own connection (`Listener`)."""
+
+    async def fetch(self, sql: str, *args: Any) -> list[Record]: ...
+
+    async def fetchval(self, sql: str, *args: Any) -> Any: ...
+
+
 def _key(position: Position) -> tuple[bytes, int]:
     return position.commit_key, position.id
 
 
-async def page(db: Database, *, project: str | None, after: Position, limit: int) -> list[Record]:
+async def page(db: Reader, *, project: str | None, after: Position, limit: int) -> list[Record]:
     return await db.fetch(PAGE, project, *_key(after), limit)
 
 
-async def bound(db: Database) -> int:
+async def bound(db: Reader) -> int:
     return int(await db.fetchval(BOUND))
 
 
-async def pruned(db: Database, *, project: str) -> Position | None:
+async def pruned(db: Reader, *, project: str) -> Position | None:
     key = await db.fetchval(PRUNED, project)
     return None if key is None else Position(bytes(key), LAST_ID)
 

@@ -49,9 +49,9 @@ def wait_of(raw: str | None) -> float:
 async def start_of(ctx: Context, since: str | None) -> Position:
     """Where reading starts: after the cursor; `now`: the current end; none: the oldest retained."""
     if since is None or since == "":
-        return await feed.first(ctx.db, project=ctx.project)
+        return await feed.first(listener_of(ctx), project=ctx.project)
     if since == "now":
-        return await feed.end(ctx.db)
+        return await feed.end(listener_of(ctx))
     return Position.from_token(since, ctx.project)
 
 
@@ -66,7 +66,7 @@ async def read(ctx: Context, after: Position, limit: int, wait: float) -> Page:
     deadline = time.monotonic() + wait
     while True:
         ticket = listener.ticket(ctx.project)
-        page = await feed.read_project(ctx.db, project=ctx.project, after=after, limit=limit)
+        page = await feed.read_project(listener, project=ctx.project, after=after, limit=limit)
         if page.gone:
             raise Gone()
         remaining = deadline - time.monotonic()
@@ -116,7 +116,7 @@ async def stream(ctx: Context, since: str | None, limit: int) -> Response:
     after = await start_of(ctx, resume.strip() if resume else since)
     listener = listener_of(ctx)
     ticket = listener.ticket(ctx.project)
-    first = await feed.read_project(ctx.db, project=ctx.project, after=after, limit=limit)
+    first = await feed.read_project(listener, project=ctx.project, after=after, limit=limit)
     if first.gone:
         raise Gone()
     heartbeat: float = ctx.request.app.state.settings.changes_heartbeat_seconds
@@ -138,7 +138,7 @@ async def stream(ctx: Context, since: str | None, limit: int) -> Response:
             else:
                 await listener.wait(ctx.project, ticket, remaining, held_xmax=page.held_xmax)
             ticket = listener.ticket(ctx.project)
-            page = await feed.read_project(ctx.db, project=ctx.project, after=position, limit=limit)
+            page = await feed.read_project(listener, project=ctx.project, after=position, limit=limit)
             if page.gone:
                 return
 

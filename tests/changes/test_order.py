@@ -110,21 +110,41 @@ async def wait_until_blocked_any(url: str) -> None:
     raise AssertionError("the transaction never waited")
 
 
-async def test_a_held_back_change_is_delivered_once_the_older_writer_ends(
+async def test_an_older_writer_does_not_hold_back_a_younger_one(
     connections: list[asyncpg.Connection], db: Database, project: Project
 ) -> None:
+    """The older one takes its key when it commits, so after the younger one's: nothing waits."""
     older, younger = connections[0], connections[1]
     start = await feed.end(db)
     old_id = await begin_with_insert(older, project.alias, uuid.uuid4())
     young_id = await begin_with_insert(younger, project.alias, uuid.uuid4())
     await younger.execute("COMMIT")
     page = await feed.read_project(db, project=project.alias, after=start, limit=100)
-    assert page.changes == []  # committed, but an older writer could still commit before it in key order
-    assert page.held_xmax is not None
-    await older.execute("ROLLBACK")
-    page = await feed.read_project(db, project=project.alias, after=start, limit=100)
     assert created_ids([change.event for change in page.changes]) == [young_id]
+    await older.execute("ROLLBACK")
     assert old_id not in created_ids(await events_after(db, project.alias, start))
+
+
+async def test_a_transaction_between_its_key_and_its_commit_holds_back_later_keys(
+    connections: list[asyncpg.Connection], db: Database, project: Project
+) -> None:
+    """What relation_change_commit_key publishes while a transaction commits (its key's lower bound)
+    keeps readers below it until the commit is visible."""
+    committing, writer = connections[0], connections[1]
+    start = await feed.end(db)
+    await committing.execute("BEGIN")
+    await committing.execute(
+        "SELECT pg_advisory_xact_lock_shared(1919247211, "
+        "(pg_snapshot_xmax(pg_current_snapshot())::text::bigint % 4294967296)::bit(32)::integer)"
+    )
+    later = await begin_with_insert(writer, project.alias, uuid.uuid4())
+    await writer.execute("COMMIT")
+    page = await feed.read_project(db, project=project.alias, after=start, limit=100)
+    assert page.changes == []
+    assert page.held_xmax is not None
+    await committing.execute("COMMIT")
+    page = await feed.read_project(db, project=project.alias, after=start, limit=100)
+    assert created_ids([change.event for change in page.changes]) == [later]
 
 
 async def test_a_position_is_final_across_pages(db: Database, project: Project) -> None:
