@@ -201,11 +201,19 @@ async def delete(db: Database, *, project: str, webhook_id: uuid.UUID) -> Record
     return await db.fetchrow(DELETE, project, webhook_id)
 
 
-async def disable(db: Database, *, project: str, webhook_id: uuid.UUID, reason: str) -> None:
-    """Disable (a receiver answered 410) and pause its pending deliveries, in one transaction."""
+async def gone(
+    db: Database, *, project: str, webhook_id: uuid.UUID, delivery_id: int, token: uuid.UUID, reason: str
+) -> bool:
+    """The receiver answered 410: fail the delivery, disable the webhook and pause its other pending
+    deliveries, in one transaction (no sender claims one of them in between). False when the claim
+    was no longer this sender's."""
     async with db.transaction():
+        failed = await db.fetchval(ATTEMPT_FAILED, project, webhook_id, delivery_id, token, 410, None, reason)
+        if failed is None:
+            return False
         if await db.fetchval(DISABLE, project, webhook_id, reason) is not None:
             await db.execute(PAUSE, project, webhook_id)
+    return True
 
 
 async def deliveries_page(

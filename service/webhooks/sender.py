@@ -185,11 +185,7 @@ class Sender:
             await queries.delivered(self.db, status=outcome.status, **place)
             return
         if outcome.status == 410:
-            reason = "the receiver answered 410 Gone"
-            if await queries.attempt_failed(self.db, status=410, retry_in=None, error=reason, **place):
-                await queries.disable(
-                    self.db, project=row["project"], webhook_id=row["webhook_id"], reason=reason
-                )
+            if await queries.gone(self.db, reason="the receiver answered 410 Gone", **place):
                 log.warning("webhook %s disabled: its receiver answered 410", row["webhook_id"])
             return
         attempts: int = row["attempts"]
