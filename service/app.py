@@ -165,7 +165,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     # A key too short is refused here, at start-up; no key at all only switches webhooks off (503).
     box = SecretBox(settings.secret_key) if settings.secret_key else None
-    webhooks = Webhooks(db, settings, listener)
+    webhooks = Webhooks(settings, listener)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

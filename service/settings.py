@@ -86,7 +86,7 @@ class Settings:
     webhook_timeout_seconds: float = 10.0
     webhook_backoff_seconds: float = 5.0
     webhook_max_attempts: int = 11
-    webhook_concurrency: int = 4
+    webhook_concurrency: int = 16
     webhook_poll_seconds: float = 5.0
 
     @classmethod
@@ -119,6 +119,6 @@ class Settings:
             webhook_timeout_seconds=_float("RELATIONS_WEBHOOK_TIMEOUT_SECONDS", 10.0),
             webhook_backoff_seconds=_float("RELATIONS_WEBHOOK_BACKOFF_SECONDS", 5.0),
             webhook_max_attempts=max(_int("RELATIONS_WEBHOOK_MAX_ATTEMPTS", 11), 1),
-            webhook_concurrency=max(_int("RELATIONS_WEBHOOK_CONCURRENCY", 4), 1),
+            webhook_concurrency=max(_int("RELATIONS_WEBHOOK_CONCURRENCY", 16), 1),
             webhook_poll_seconds=_float("RELATIONS_WEBHOOK_POLL_SECONDS", 5.0),
         )

@@ -10,6 +10,7 @@ for development and tests."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import socket
 import ssl
@@ -38,6 +39,8 @@ def is_public(address: str) -> bool:
 
 
 async def system_resolver(host: str, port: int) -> list[str]:
+    with contextlib.suppress(ValueError):
+        return [str(ipaddress.ip_address(host))]  # a literal address needs no lookup
     infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 

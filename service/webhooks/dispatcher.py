@@ -14,17 +14,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from uuid import UUID
 
 import orjson
 
 from service.changes import feed
 from service.changes.model import Change, Position
-from service.db import Database, Record
+from service.db import Database
 from service.webhooks import queries
 
 log = logging.getLogger("service.webhooks")
@@ -64,20 +62,11 @@ class Batch:
     busy: bool = False
 
 
-def matching(changes: list[Change], hooks: list[Record]) -> list[tuple[str, UUID, str, str, str]]:
-    """(project, webhook id, event id, type, body) for every change and subscribed webhook. A webhook
-    receives only changes committed after it was created."""
-    by_project: dict[str, list[Record]] = defaultdict(list)
-    for hook in hooks:
-        by_project[hook["project"]].append(hook)
-    rows = []
-    for change in changes:
-        event = change.event
-        committed = datetime.fromisoformat(event["occurredAt"].replace("Z", "+00:00"))
-        for hook in by_project.get(change.project, ()):
-            if event["type"] in hook["events"] and hook["created_at"] <= committed:
-                rows.append((change.project, hook["id"], event["id"], event["type"], delivery_body(change)))
-    return rows
+def queued_form(change: Change) -> tuple[str, str, str, str, datetime]:
+    """(project, event id, type, body, commit time) of a change, as `queries.queue` takes them."""
+    event = change.event
+    committed = datetime.fromisoformat(event["occurredAt"].replace("Z", "+00:00"))
+    return change.project, event["id"], event["type"], delivery_body(change), committed
 
 
 class Dispatcher:
@@ -114,23 +103,23 @@ class Dispatcher:
     async def dispatch(self) -> Batch:
         """One batch in one transaction: hold the cursor, read after it, queue, move it."""
         async with self.db.transaction():
-            held, stored = await queries.lock_cursor(self.db)
-            if not held:
+            cursor = await queries.lock_cursor(self.db)
+            if cursor is None:
                 return Batch(busy=True)
-            if stored is None:  # the first dispatcher ever starts at the current end of the log
-                after = await feed.end(self.db)
-                await queries.move_cursor(self.db, position=encode_position(after))
-                return Batch()
+            stored = cursor["position"]
+            # The first dispatcher ever starts at the current end of the log; while no webhook is
+            # enabled, nothing is read and the cursor moves to the end. The end is read before the
+            # second look, so a webhook made after that look comes after every change it skips.
+            if stored is None or not cursor["any_enabled"]:
+                end = await feed.end(self.db)
+                if stored is None or not await queries.any_enabled(self.db):
+                    await queries.move_cursor(self.db, position=encode_position(end))
+                    return Batch()
             after = decode_position(stored)
             page = await feed.read_all(self.db, after=after, limit=BATCH)
             if page.gone:
                 log.error("webhook dispatcher: changes after its cursor were pruned before they were queued")
-            rows = []
-            if page.changes:
-                projects = sorted({change.project for change in page.changes})
-                hooks = await queries.subscribed(self.db, projects=projects)
-                rows = matching(page.changes, hooks)
-                await queries.insert_deliveries(self.db, rows=rows)
+            queued = await queries.queue(self.db, changes=[queued_form(change) for change in page.changes])
             if page.position != after:
                 await queries.move_cursor(self.db, position=encode_position(page.position))
-        return Batch(queued=len(rows), more=len(page.changes) >= BATCH, held=page.held_xmax is not None)
+        return Batch(queued=queued, more=len(page.changes) >= BATCH, held=page.held_xmax is not None)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
 
 from service.db import Database, Record
 from service.webhooks.model import WebhookFields
@@ -77,49 +79,21 @@ RETURNING {DELIVERY_COLUMNS}
 """
 
 # --- Senders -------------------------------------------------------------------------------------------
-# Step 1 of a claim: lock the enabled webhooks that have a due delivery and a free slot. Senders lock a
-# webhook (FOR NO KEY UPDATE: delivery inserts, which take KEY SHARE, go on) before counting its
-# attempts in flight, so across workers a webhook never has more than its limit in flight.
-LOCK_DUE_WEBHOOKS = """
-SELECT w.project, w.id, w.url, w.secret, w.previous_secret, w.previous_secret_until > clock_timestamp()
-    AS previous_signs
-FROM webhook AS w
-WHERE w.enabled
-  AND EXISTS (SELECT 1 FROM webhook_delivery AS d WHERE d.project = w.project AND d.webhook_id = w.id
-              AND d.state = 'pending' AND d.next_attempt_at <= clock_timestamp())
-LIMIT $1
-FOR NO KEY UPDATE OF w SKIP LOCKED
-"""
-# Step 2, a new statement (so its snapshot sees every claim committed before the lock was granted):
-# claim up to the free slots of each locked webhook, oldest due first. The claim's lease ends at the
-# new `next_attempt_at`: a sender that dies mid-attempt leaves the delivery due again then.
-CLAIM = """
-UPDATE webhook_delivery AS d
-SET claim = $4, attempts = d.attempts + 1, last_attempt_at = clock_timestamp(),
-    next_attempt_at = clock_timestamp() + make_interval(secs => $5)
-FROM (
-    SELECT picked.project, picked.webhook_id, picked.id
-    FROM unnest($1::text[], $2::uuid[]) AS h (project, webhook_id)
-    CROSS JOIN LATERAL (
-        SELECT x.project, x.webhook_id, x.id FROM webhook_delivery AS x
-        WHERE x.project = h.project AND x.webhook_id = h.webhook_id AND x.state = 'pending'
-          AND x.next_attempt_at <= clock_timestamp()
-        ORDER BY x.next_attempt_at, x.id
-        LIMIT greatest($3 - (
-            SELECT count(*) FROM webhook_delivery AS f
-            WHERE f.project = h.project AND f.webhook_id = h.webhook_id AND f.state = 'pending'
-              AND f.claim IS NOT NULL AND f.next_attempt_at > clock_timestamp()), 0)
-    ) AS picked
-) AS chosen
-WHERE d.project = chosen.project AND d.webhook_id = chosen.webhook_id AND d.id = chosen.id
-RETURNING d.project, d.webhook_id, d.id, d.event_id, d.body, d.attempts
-"""
+# schema.sql's webhook_claim: due deliveries claimed for a sender, with their webhook's url and sealed
+# secrets, at most `per_webhook` in flight per webhook across all workers, in one round trip.
+CLAIM = "SELECT * FROM webhook_claim($1, $2, $3, $4)"
 # An attempt's outcome counts only while its claim holds (a lease that ran out belongs to another).
-DELIVERED = """
-UPDATE webhook_delivery SET state = 'delivered', claim = NULL, next_attempt_at = NULL,
-    delivered_at = clock_timestamp(), last_status = $5, last_error = NULL
-WHERE project = $1 AND webhook_id = $2 AND id = $3 AND claim = $4
-RETURNING id
+# Outcomes of many attempts in one statement (a sender groups those that end together). `retry_in`:
+# seconds until the next attempt of a pending delivery.
+RECORD = """
+UPDATE webhook_delivery AS d
+SET claim = NULL, state = o.state, last_status = o.status, last_error = o.error,
+    next_attempt_at = CASE WHEN o.state = 'pending'
+                           THEN clock_timestamp() + make_interval(secs => o.retry_in) END,
+    delivered_at = CASE WHEN o.state = 'delivered' THEN clock_timestamp() ELSE d.delivered_at END
+FROM unnest($1::text[], $2::uuid[], $3::bigint[], $4::text[], $5::integer[], $6::text[], $7::float8[])
+    AS o (project, webhook_id, id, state, status, error, retry_in)
+WHERE d.project = o.project AND d.webhook_id = o.webhook_id AND d.id = o.id AND d.claim = $8
 """
 # `$6`: seconds until the next attempt, or NULL when the delivery has failed for good.
 ATTEMPT_FAILED = """
@@ -137,15 +111,22 @@ WHERE claim = $1 AND state = 'pending'
 NEXT_DUE = "SELECT min(next_attempt_at) - clock_timestamp() FROM webhook_delivery WHERE state = 'pending'"
 
 # --- Dispatcher ----------------------------------------------------------------------------------------
-SUBSCRIBED = """
-SELECT project, id, events, created_at FROM webhook WHERE enabled AND project = ANY($1::text[])
-"""
-INSERT_DELIVERIES = """
+# One delivery per change and enabled webhook of its project subscribed to its type, created before the
+# change committed; a change queued twice (a repeated batch) stays one delivery.
+QUEUE = """
 INSERT INTO webhook_delivery (project, webhook_id, event_id, event_type, body)
-SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::text[])
+SELECT c.project, w.id, c.event_id, c.event_type, c.body
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])
+    AS c (project, event_id, event_type, body, committed_at)
+JOIN webhook AS w ON w.project = c.project AND w.enabled AND c.event_type = ANY (w.events)
+    AND w.created_at <= c.committed_at
 ON CONFLICT (project, webhook_id, event_id) DO NOTHING
 """
-LOCK_CURSOR = "SELECT position FROM webhook_dispatch WHERE singleton FOR UPDATE SKIP LOCKED"
+ANY_ENABLED = "SELECT EXISTS (SELECT 1 FROM webhook WHERE enabled)"
+LOCK_CURSOR = f"""
+SELECT position, ({ANY_ENABLED}) AS any_enabled FROM webhook_dispatch WHERE singleton
+FOR UPDATE SKIP LOCKED
+"""
 MOVE_CURSOR = "UPDATE webhook_dispatch SET position = $1, updated_at = clock_timestamp() WHERE singleton"
 
 
@@ -234,27 +215,16 @@ async def retry(db: Database, *, project: str, webhook_id: uuid.UUID, delivery_i
 
 async def claim(
     db: Database, *, token: uuid.UUID, per_webhook: int, webhooks: int, lease_seconds: float
-) -> tuple[dict[tuple[str, uuid.UUID], Record], list[Record]]:
-    """Due deliveries claimed for `token`, with the webhooks they belong to (url and sealed secrets)."""
-    async with db.transaction():
-        hooks = await db.fetch(LOCK_DUE_WEBHOOKS, webhooks)
-        if not hooks:
-            return {}, []
-        claimed = await db.fetch(
-            CLAIM,
-            [row["project"] for row in hooks],
-            [row["id"] for row in hooks],
-            per_webhook,
-            token,
-            lease_seconds,
-        )
-    return {(row["project"], row["id"]): row for row in hooks}, claimed
+) -> list[Record]:
+    """Due deliveries claimed for `token`, each with its webhook's url and sealed secrets."""
+    return await db.fetch(CLAIM, token, per_webhook, webhooks, lease_seconds)
 
 
-async def delivered(
-    db: Database, *, project: str, webhook_id: uuid.UUID, delivery_id: int, token: uuid.UUID, status: int
-) -> bool:
-    return await db.fetchval(DELIVERED, project, webhook_id, delivery_id, token, status) is not None
+async def record(db: Database, *, token: uuid.UUID, outcomes: Sequence[tuple[Any, ...]]) -> None:
+    """(project, webhook id, delivery id, state, status, error, retry_in) of attempts that held a claim
+    of `token`; an attempt whose claim ran out (another sender has it now) changes nothing."""
+    columns = [list(column) for column in zip(*outcomes, strict=True)]
+    await db.execute(RECORD, *columns, token)
 
 
 async def attempt_failed(
@@ -284,20 +254,23 @@ async def seconds_until_due(db: Database) -> float | None:
     return None if until is None else float(until.total_seconds())
 
 
-async def subscribed(db: Database, *, projects: Sequence[str]) -> list[Record]:
-    return await db.fetch(SUBSCRIBED, list(projects))
+async def queue(db: Database, *, changes: Sequence[tuple[str, str, str, str, datetime]]) -> int:
+    """Deliveries for (project, event id, type, body, commit time) of each change; how many."""
+    if not changes:
+        return 0
+    columns = [list(column) for column in zip(*changes, strict=True)]
+    status = await db.execute(QUEUE, *columns)
+    return int(status.rsplit(" ", 1)[-1])
 
 
-async def insert_deliveries(db: Database, *, rows: Sequence[tuple[str, uuid.UUID, str, str, str]]) -> None:
-    if rows:
-        columns = list(zip(*rows, strict=True))
-        await db.execute(INSERT_DELIVERIES, *(list(column) for column in columns))
+async def any_enabled(db: Database) -> bool:
+    return bool(await db.fetchval(ANY_ENABLED))
 
 
-async def lock_cursor(db: Database) -> tuple[bool, str | None]:
-    """(held, position): held is False when another worker is dispatching right now."""
-    row = await db.fetchrow(LOCK_CURSOR)
-    return (False, None) if row is None else (True, row["position"])
+async def lock_cursor(db: Database) -> Record | None:
+    """The cursor row (`position`, `any_enabled`: whether any webhook is enabled), held until the end
+    of the transaction; None when another worker is dispatching right now."""
+    return await db.fetchrow(LOCK_CURSOR)
 
 
 async def move_cursor(db: Database, *, position: str) -> None:

@@ -43,6 +43,7 @@ LEASE_MARGIN_SECONDS = 15.0
 # worker holds them), look again this often.
 BUSY_RECHECK_SECONDS = 0.25
 USER_AGENT = "relations-webhooks/1"
+ANSWER_READ_BYTES = 64 * 1024
 
 
 def retry_delay(attempts: int, *, base: float, jitter: float | None = None) -> float:
@@ -84,6 +85,10 @@ class Sender:
         self.token = uuid.uuid4()
         self._wake = asyncio.Event()
         self._attempts: set[asyncio.Task[None]] = set()
+        # Outcomes not yet written, and the task writing them: attempts that end together share one
+        # statement (each attempt's slot stays taken until its outcome is written).
+        self._outcomes: list[tuple[Any, ...]] = []
+        self._writing: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
         self._wake.set()
@@ -110,7 +115,7 @@ class Sender:
 
     async def claim_and_send(self) -> int:
         """Claim what is due and start an attempt for each; returns how many were started."""
-        hooks, claimed = await queries.claim(
+        claimed = await queries.claim(
             self.db,
             token=self.token,
             per_webhook=self.concurrency,
@@ -118,36 +123,35 @@ class Sender:
             lease_seconds=self.lease,
         )
         for row in claimed:
-            task = asyncio.create_task(self._attempt(hooks[(row["project"], row["webhook_id"])], row))
+            task = asyncio.create_task(self._attempt(row))
             self._attempts.add(task)
             task.add_done_callback(self._attempt_done)
         return len(claimed)
 
     def _attempt_done(self, task: asyncio.Task[None]) -> None:
-        self._attempts.discard(task)
-        self._wake.set()  # a slot is free: its webhook may have more due
+        self._attempts.discard(task)  # its slot frees once its outcome is written (which wakes the loop)
 
-    async def _attempt(self, hook: Record, row: Record) -> None:
+    async def _attempt(self, row: Record) -> None:
         try:
-            outcome = await self.post(hook, row)
-            await self.record(hook, row, outcome)
+            outcome = await self.post(row)
+            await self.record(row, outcome)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("webhook delivery %s: recording the attempt failed", row["id"])
 
-    def secrets_of(self, hook: Record) -> list[str]:
+    def secrets_of(self, row: Record) -> list[str]:
         """The webhook's secret, and the previous one while it still signs (24 h after a rotation)."""
-        place = {"project": hook["project"], "webhook_id": hook["id"]}
-        found = [self.box.open(hook["secret"], **place)]
-        if hook["previous_secret"] is not None and hook["previous_signs"]:
-            found.append(self.box.open(hook["previous_secret"], **place))
+        place = {"project": row["project"], "webhook_id": row["webhook_id"]}
+        found = [self.box.open(row["secret"], **place)]
+        if row["previous_secret"] is not None and row["previous_signs"]:
+            found.append(self.box.open(row["previous_secret"], **place))
         return found
 
-    async def post(self, hook: Record, row: Record) -> Outcome:
+    async def post(self, row: Record) -> Outcome:
         body: str = row["body"]
         try:
-            secrets_in_use = self.secrets_of(hook)
+            secrets_in_use = self.secrets_of(row)
         except InvalidTag:
             return Outcome(None, "the stored secret cannot be decrypted: RELATIONS_SECRET_KEY has changed")
         timestamp = int(time.time())
@@ -163,8 +167,15 @@ class Sender:
         try:
             async with (
                 asyncio.timeout(self.timeout),
-                self.client.stream("POST", hook["url"], content=body.encode(), headers=headers) as response,
+                self.client.stream("POST", row["url"], content=body.encode(), headers=headers) as response,
             ):
+                # Read a little of the answer, so that a short one leaves the connection for the next
+                # delivery; a long one is cut (its connection is closed).
+                read = 0
+                async for chunk in response.aiter_raw():
+                    read += len(chunk)
+                    if read > ANSWER_READ_BYTES:
+                        break
                 return Outcome(response.status_code, None)
         except (TimeoutError, httpx.TimeoutException):
             return Outcome(None, f"no answer within {self.timeout:g} s")
@@ -173,25 +184,43 @@ class Sender:
         except httpx.HTTPError as error:
             return Outcome(None, f"{type(error).__name__}: {error}"[:500])
 
-    async def record(self, hook: Record, row: Record, outcome: Outcome) -> None:
-        place: dict[str, Any] = {
-            "project": row["project"],
-            "webhook_id": row["webhook_id"],
-            "delivery_id": row["id"],
-            "token": self.token,
-        }
-        if outcome.delivered:
-            assert outcome.status is not None
-            await queries.delivered(self.db, status=outcome.status, **place)
-            return
+    async def record(self, row: Record, outcome: Outcome) -> None:
         if outcome.status == 410:
+            place: dict[str, Any] = {
+                "project": row["project"],
+                "webhook_id": row["webhook_id"],
+                "delivery_id": row["id"],
+                "token": self.token,
+            }
             if await queries.gone(self.db, reason="the receiver answered 410 Gone", **place):
                 log.warning("webhook %s disabled: its receiver answered 410", row["webhook_id"])
+            self._wake.set()
             return
-        attempts: int = row["attempts"]
-        retry_in = retry_delay(attempts, base=self.base) if attempts < self.max_attempts else None
-        error = outcome.error or f"the receiver answered {outcome.status}"
-        await queries.attempt_failed(self.db, status=outcome.status, retry_in=retry_in, error=error, **place)
+        if outcome.delivered:
+            state, error, retry_in = "delivered", None, None
+        else:
+            attempts: int = row["attempts"]
+            retry_in = retry_delay(attempts, base=self.base) if attempts < self.max_attempts else None
+            state = "pending" if retry_in is not None else "failed"
+            error = outcome.error or f"the receiver answered {outcome.status}"
+        self._outcomes.append(
+            (row["project"], row["webhook_id"], row["id"], state, outcome.status, error, retry_in)
+        )
+        if self._writing is None:
+            self._writing = asyncio.create_task(self._write_outcomes())
+
+    async def _write_outcomes(self) -> None:
+        try:
+            while self._outcomes:
+                await asyncio.sleep(0)  # the attempts ending in this turn of the loop join in
+                outcomes, self._outcomes = self._outcomes, []
+                try:
+                    await queries.record(self.db, token=self.token, outcomes=outcomes)
+                except Exception:
+                    log.exception("webhook sender: recording %d outcomes failed", len(outcomes))
+                self._wake.set()  # their slots are free
+        finally:
+            self._writing = None
 
     async def close(self) -> None:
         """Stop the attempts in flight and hand their deliveries back, due at once."""
@@ -199,6 +228,8 @@ class Sender:
         for task in attempts:
             task.cancel()
         await asyncio.gather(*attempts, return_exceptions=True)
+        if self._writing is not None:
+            await asyncio.gather(self._writing, return_exceptions=True)
         try:
             await queries.release(self.db, token=self.token)
         except Exception:

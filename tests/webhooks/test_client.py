@@ -10,8 +10,8 @@ import re
 
 import pytest
 
+from bench.receiver import Received, Receiver
 from service.webhooks.client import AddressRefused, delivery_client, is_public
-from tests.receiver import Received, Receiver
 
 
 class Resolving:

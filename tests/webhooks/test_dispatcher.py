@@ -13,11 +13,11 @@ import orjson
 import pytest
 from standardwebhooks import Webhook
 
+from bench.receiver import Receiver
 from service.app import create_app
 from service.db import Database
 from service.settings import Settings
 from tests.conftest import Project, guid
-from tests.receiver import Receiver
 from tests.test_auth import serving
 from tests.webhooks.helpers import eventually
 

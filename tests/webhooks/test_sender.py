@@ -16,11 +16,11 @@ import httpx
 import pytest
 from standardwebhooks import Webhook
 
+from bench.receiver import Received, Receiver
 from service.db import Database
 from service.settings import Settings
 from service.webhooks.sender import BACKOFF_CAP, Sender, retry_delay
 from tests.conftest import Project
-from tests.receiver import Received, Receiver
 from tests.webhooks.helpers import add_delivery, create_webhook, eventually
 
 
