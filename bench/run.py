@@ -408,6 +408,7 @@ def main(argv: list[str] | None = None) -> int:
             webhook_lag = webhooks.lag(
                 service.url,
                 {"Api-Key": webhook_key(url)},
+                headers,
                 lambda: bench.measure("webhook: mixed load", service.url, mixed, headers),
             )
             log(f"  webhook lag: {webhook_lag}")
@@ -493,7 +494,9 @@ def main(argv: list[str] | None = None) -> int:
             f"load ({webhook_lag['load_rps']:.0f} req/s), {webhook_lag['duplicates']} repeated, signature "
             f"{'verified' if webhook_lag['verified'] else 'not checked'}; commit-to-receiver lag p50 "
             f"{webhook_lag['p50_ms']:.1f} ms, p99 {webhook_lag['p99_ms']:.1f} ms, "
-            f"max {webhook_lag['max_ms']:.1f} ms"
+            f"max {webhook_lag['max_ms']:.1f} ms; single changes with the service idle: "
+            f"{webhook_lag['idle_deliveries']} deliveries, lag p50 {webhook_lag['idle_p50_ms']:.1f} ms, "
+            f"max {webhook_lag['idle_max_ms']:.1f} ms"
         )
     lines.append("")
     lines.extend(targets(rows, refs, scale, small_scale, memory))

@@ -10,6 +10,7 @@ import datetime
 import statistics
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -84,8 +85,38 @@ class Receiving:
         }
 
 
-def lag(base_url: str, headers: dict[str, str], run_load: Callable[[], Result]) -> dict[str, Any]:
-    """The webhook's commit-to-receiver lag while `run_load` (the mixed load) runs."""
+IDLE_CHANGES = 20
+
+
+def _idle_changes(base_url: str, headers: dict[str, str]) -> None:
+    """One relation at a time, with pauses: the lag of a change when nothing else is going on."""
+    with httpx.Client(base_url=base_url, headers=headers, timeout=30) as http:
+        for _ in range(IDLE_CHANGES):
+            body = {
+                "parentId": str(uuid.uuid4()),
+                "childId": str(uuid.uuid4()),
+                "relationTypeAlias": "umbDocument",
+            }
+            http.post("/relation", json=body).raise_for_status()
+            time.sleep(0.2)
+
+
+def lag(
+    base_url: str, headers: dict[str, str], writer: dict[str, str], run_load: Callable[[], Result]
+) -> dict[str, Any]:
+    """The webhook's commit-to-receiver lag while `run_load` (the mixed load) runs, and then of single
+    changes with the service otherwise idle (`writer`: headers of a key that may create relations)."""
     with Receiving(base_url, headers) as receiving:
         result = run_load()
-    return {**receiving.summary(), "load_rps": result.rps}
+        time.sleep(3)  # the backlog of the load drains
+        loaded = receiving.summary()
+        receiving.lags_ms.clear()
+        _idle_changes(base_url, writer)
+    idle = receiving.summary()
+    return {
+        **loaded,
+        "load_rps": result.rps,
+        "idle_deliveries": idle["deliveries"],
+        "idle_p50_ms": idle["p50_ms"],
+        "idle_max_ms": idle["max_ms"],
+    }
