@@ -9,6 +9,7 @@ import datetime
 import statistics
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -42,6 +43,7 @@ class Consumer:
         self.headers = headers
         self.lags_ms: list[float] = []
         self.ids: list[str] = []
+        self.arrivals: dict[int, float] = {}  # relation id → when its relation.created arrived
         self.polls = 0
         self.stopping = threading.Event()
         self.ready = threading.Event()
@@ -61,6 +63,8 @@ class Consumer:
                 for event in page["_embedded"]["changes"]:
                     self.lags_ms.append((arrived - _occurred(event["occurredAt"])) * 1000)
                     self.ids.append(event["id"])
+                    if event["type"] == "relation.created":
+                        self.arrivals[event["data"]["_id"]] = arrived
                 cursor = page["cursor"]
 
     def __enter__(self) -> Consumer:
@@ -86,10 +90,45 @@ class Consumer:
 
 
 def lag(base_url: str, headers: dict[str, str], run_load: Callable[[], Result]) -> dict[str, Any]:
-    """The consumer's lag while `run_load` (the mixed load) runs."""
+    """The consumer's lag while `run_load` (the mixed load) runs, and without load (one POST every
+    20 ms from this process): the feed's own latency, apart from a saturated worker's queue."""
     with Consumer(base_url, headers) as consumer:
         result = run_load()
-    return {**consumer.summary(), "load_rps": result.rps}
+    with Consumer(base_url, headers) as quiet:
+        acknowledged = asyncio.run(_posts(base_url, headers, QUIET_POSTS))
+    # From the writer's acknowledgement (after the commit and its disk flush) to the consumer.
+    after_ack = [
+        (quiet.arrivals[key] - at) * 1000 for key, at in acknowledged.items() if key in quiet.arrivals
+    ]
+    return {
+        **consumer.summary(),
+        "load_rps": result.rps,
+        "quiet": {
+            **quiet.summary(),
+            "ack_p50_ms": percentile(after_ack, 0.5),
+            "ack_p99_ms": percentile(after_ack, 0.99),
+            "missing": len(acknowledged) - len(after_ack),
+        },
+    }
+
+
+QUIET_POSTS = 100
+
+
+async def _posts(base_url: str, headers: dict[str, str], count: int) -> dict[int, float]:
+    """`count` POSTs one after another; when each was acknowledged, by relation id."""
+    acknowledged: dict[int, float] = {}
+    async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=30) as http:
+        for _ in range(count):
+            body = {
+                "parentId": str(uuid.uuid4()),
+                "childId": str(uuid.uuid4()),
+                "relationTypeAlias": "umbDocument",
+            }
+            response = (await http.post("/relation", json=body)).raise_for_status()
+            acknowledged[response.json()["_id"]] = time.time()
+            await asyncio.sleep(0.02)
+    return acknowledged
 
 
 async def _set_triggers(dsn: str, options: dict[str, Any], enabled: bool) -> None:

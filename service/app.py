@@ -35,6 +35,7 @@ from service.middleware import (
     TrustedProxies,
     error_response,
 )
+from service.rate_limits.service import RateLimits
 from service.relation_types.routes import routes as relation_type_routes
 from service.relations.routes import alias_routes
 from service.relations.routes import routes as relation_routes
@@ -49,7 +50,7 @@ log = logging.getLogger("service")
 
 async def api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return error_response(exc)
+    return error_response(exc, request.scope)
 
 
 def allowed_methods(request: Request) -> str | None:
@@ -77,12 +78,12 @@ async def http_error(request: Request, exc: Exception) -> Response:
     else:
         error = ApiError(str(exc.detail), headers=exc.headers)
         error.status = exc.status_code  # type: ignore[misc]
-    return error_response(error)
+    return error_response(error, request.scope)
 
 
 async def crash(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return error_response(ApiError())
+    return error_response(ApiError(), request.scope)
 
 
 def api_routes() -> list[BaseRoute]:
@@ -162,6 +163,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
 
     listener = Listener(db)
+    rate_limits = RateLimits(db, default=settings.rate_limit, failures=settings.auth_failure_limit)
 
     # A key too short is refused here, at start-up; no key at all only switches webhooks off (503).
     box = SecretBox(settings.secret_key) if settings.secret_key else None
@@ -177,6 +179,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             asyncio.create_task(
                 prune_changes_forever(db, retention_seconds=settings.changes_retention_seconds)
             ),
+            asyncio.create_task(rate_limits.prune_forever()),
         ]
         await webhooks.start()
         if metrics.MULTIPROCESS_DIR is not None:
@@ -207,11 +210,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
         exception_handlers={ApiError: api_error, HTTPException: http_error, Exception: crash},
         settings=settings,
     )
+    # Never a redirect built from the Host header: TrailingSlash has already dropped trailing slashes,
+    # and any other path that matches no route is a 404 in the envelope.
+    app.router.redirect_slashes = False
     app.state.settings = settings
     app.state.db = db
     app.state.changes_listener = listener
     app.state.after_write = listener.changed
     app.state.authenticator = Authenticator(settings, db)
+    app.state.rate_limits = rate_limits
     app.state.secret_box = box
     app.state.wake_senders = webhooks.wake_senders
     app.state.link_templates = route_templates(routes)

@@ -130,11 +130,12 @@ class Database:
     async def disconnect(self) -> None:
         await self._pool.disconnect()
 
-    async def dedicated_connection(self) -> asyncpg.Connection:
+    async def dedicated_connection(self, *, name: str = "relations") -> asyncpg.Connection:
         """A connection of its own, outside the pool, for a session that keeps it (the change feed's
-        LISTEN); the caller closes it. Driver failures are raised as they are: its owner reconnects."""
+        LISTEN), named `name` in pg_stat_activity; the caller closes it. Driver failures are raised as
+        they are: its owner reconnects."""
         plain_url, options = split_url(self.url)
-        settings = {"application_name": "relations", "statement_timeout": str(self._statement_timeout_ms)}
+        settings = {"application_name": name, "statement_timeout": str(self._statement_timeout_ms)}
         return await asyncpg.connect(plain_url, server_settings=settings, **options)
 
     def _asyncpg_pool(self) -> Any:

@@ -7,15 +7,34 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from service.rate_limits.policy import InvalidPolicy, RatePolicy, parse_policy
+
+# Failed authentications allowed per client address when RELATIONS_RATE_LIMIT is set and
+# RELATIONS_AUTH_FAILURE_LIMIT is not.
+DEFAULT_AUTH_FAILURE_LIMIT = RatePolicy(5, 20)
+
+
+class InvalidSetting(ValueError):
+    """A setting that cannot be used; the message names the variable."""
+
 
 def _int(name: str, default: int) -> int:
     raw = os.environ.get(name, "").strip()
     return int(raw) if raw else default
 
 
-def _float(name: str, default: float) -> float:
+def _seconds(name: str, default: float) -> float:
+    """A positive number of seconds (fractions allowed: tests shorten the webhook timings)."""
     raw = os.environ.get(name, "").strip()
-    return float(raw) if raw else default
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise InvalidSetting(f"{name}: {raw!r} is not a number of seconds") from None
+    if not value > 0:
+        raise InvalidSetting(f"{name}: must be more than 0 seconds, not {raw}")
+    return value
 
 
 def _bool(name: str, default: bool) -> bool:
@@ -50,7 +69,37 @@ def _duration(name: str, default: int) -> int:
     try:
         return parse_duration(raw)
     except ValueError as error:
-        raise ValueError(f"{name}: {error}") from None
+        raise InvalidSetting(f"{name}: {error}") from None
+
+
+def _policy(name: str) -> RatePolicy | None:
+    """A budget such as `50/s burst 100`; unset (or `off`) is no limit."""
+    raw = os.environ.get(name, "").strip()
+    if not raw or raw.lower() == "off":
+        return None
+    try:
+        return parse_policy(raw)
+    except InvalidPolicy as error:
+        raise InvalidSetting(f"{name}: {error}") from None
+
+
+def _optional_int(name: str, *, minimum: int) -> int | None:
+    """A whole number of at least `minimum`, or None when unset."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidSetting(f"{name}: {raw!r} is not a whole number") from None
+    if value < minimum:
+        raise InvalidSetting(f"{name}: must be at least {minimum}, not {value}")
+    return value
+
+
+def _whole(name: str, default: int, *, minimum: int) -> int:
+    found = _optional_int(name, minimum=minimum)
+    return default if found is None else found
 
 
 def _list(name: str) -> tuple[str, ...]:
@@ -79,6 +128,13 @@ class Settings:
     startup_wait_seconds: int = 30
     changes_retention_seconds: int = 7 * 86400
     changes_heartbeat_seconds: float = 15.0
+    rate_limit: RatePolicy | None = None
+    auth_failure_limit: RatePolicy | None = None
+    jwt_max_lifetime_seconds: int | None = None
+    keep_alive_seconds: int = 5
+    max_connections: int = 1000
+    max_header_bytes: int = 16 * 1024
+    header_timeout_seconds: int = 10
     # --- Webhooks (issue 13, SPEC §10) ---
     secret_key: str | None = None
     webhook_allow_private: bool = False
@@ -92,6 +148,14 @@ class Settings:
     @classmethod
     def from_env(cls) -> Settings:
         env = os.environ.get
+        rate_limit = _policy("RELATIONS_RATE_LIMIT")
+        failures = _policy("RELATIONS_AUTH_FAILURE_LIMIT")
+        if (
+            failures is None
+            and rate_limit is not None
+            and not env("RELATIONS_AUTH_FAILURE_LIMIT", "").strip()
+        ):
+            failures = DEFAULT_AUTH_FAILURE_LIMIT
         return cls(
             database_url=env("DATABASE_URL") or None,
             data_dir=Path(env("RELATIONS_DATA_DIR") or ".data"),
@@ -113,12 +177,27 @@ class Settings:
             startup_wait_seconds=max(_int("RELATIONS_STARTUP_WAIT_SECONDS", 30), 0),
             changes_retention_seconds=_duration("RELATIONS_CHANGES_RETENTION", 7 * 86400),
             changes_heartbeat_seconds=float(_duration("RELATIONS_CHANGES_HEARTBEAT", 15)),
+            rate_limit=rate_limit,
+            auth_failure_limit=failures,
+            jwt_max_lifetime_seconds=_optional_int("RELATIONS_JWT_MAX_LIFETIME_SECONDS", minimum=1),
+            keep_alive_seconds=_whole("RELATIONS_KEEP_ALIVE_SECONDS", cls.keep_alive_seconds, minimum=1),
+            max_connections=_whole("RELATIONS_MAX_CONNECTIONS", cls.max_connections, minimum=1),
+            max_header_bytes=_whole("RELATIONS_MAX_HEADER_BYTES", cls.max_header_bytes, minimum=1024),
+            header_timeout_seconds=_whole(
+                "RELATIONS_HEADER_TIMEOUT_SECONDS", cls.header_timeout_seconds, minimum=1
+            ),
             secret_key=env("RELATIONS_SECRET_KEY") or None,
-            webhook_allow_private=_bool("RELATIONS_WEBHOOK_ALLOW_PRIVATE", False),
-            webhook_delivery=_bool("RELATIONS_WEBHOOK_DELIVERY", True),
-            webhook_timeout_seconds=_float("RELATIONS_WEBHOOK_TIMEOUT_SECONDS", 10.0),
-            webhook_backoff_seconds=_float("RELATIONS_WEBHOOK_BACKOFF_SECONDS", 5.0),
-            webhook_max_attempts=max(_int("RELATIONS_WEBHOOK_MAX_ATTEMPTS", 11), 1),
-            webhook_concurrency=max(_int("RELATIONS_WEBHOOK_CONCURRENCY", 16), 1),
-            webhook_poll_seconds=_float("RELATIONS_WEBHOOK_POLL_SECONDS", 5.0),
+            webhook_allow_private=_bool("RELATIONS_WEBHOOK_ALLOW_PRIVATE", cls.webhook_allow_private),
+            webhook_delivery=_bool("RELATIONS_WEBHOOK_DELIVERY", cls.webhook_delivery),
+            webhook_timeout_seconds=_seconds(
+                "RELATIONS_WEBHOOK_TIMEOUT_SECONDS", cls.webhook_timeout_seconds
+            ),
+            webhook_backoff_seconds=_seconds(
+                "RELATIONS_WEBHOOK_BACKOFF_SECONDS", cls.webhook_backoff_seconds
+            ),
+            webhook_max_attempts=_whole(
+                "RELATIONS_WEBHOOK_MAX_ATTEMPTS", cls.webhook_max_attempts, minimum=1
+            ),
+            webhook_concurrency=_whole("RELATIONS_WEBHOOK_CONCURRENCY", cls.webhook_concurrency, minimum=1),
+            webhook_poll_seconds=_seconds("RELATIONS_WEBHOOK_POLL_SECONDS", cls.webhook_poll_seconds),
         )

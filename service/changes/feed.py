@@ -51,8 +51,9 @@ async def read_all(db: Reader, *, after: Position, limit: int) -> Page:
     return _page(await queries.page(db, project=None, after=after, limit=limit), after)
 
 
-async def first(db: Reader, *, project: str) -> Position:
-    """Before the oldest retained change of the project."""
+async def first(db: Reader, *, project: str | None) -> Position:
+    """Before the oldest retained change of the project (None: where `read_all` may start without
+    being gone: after the newest horizon of any project)."""
     return await queries.pruned(db, project=project) or START
 
 

@@ -32,6 +32,7 @@ log = logging.getLogger("service.changes")
 # the commit (schema.sql's commit trigger notifies for every other writer).
 NOTIFY_AFTER_COMMIT = {"relations.notify": "after-commit"}
 NOTIFY = "SELECT pg_notify($1, project) FROM unnest($2::text[]) AS project"
+APPLICATION_NAME = "relations-changes"
 HELD_POLL_SECONDS = 0.005
 DISCONNECTED_POLL_SECONDS = 0.5
 RECONNECT_SECONDS = 1.0
@@ -169,7 +170,7 @@ class Listener:
             await self._close()
 
     async def _listen(self) -> None:
-        connection = await self._db.dedicated_connection()
+        connection = await self._db.dedicated_connection(name=APPLICATION_NAME)
         self._lost.clear()
         connection.add_termination_listener(lambda _: self._lost.set())
         try:

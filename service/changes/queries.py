@@ -22,6 +22,7 @@ FROM relation_change_page($1, $2, $3, $4)"""
 # The largest commit-key xmax a reader may deliver now (see schema.sql's relation_change_bound).
 BOUND = "SELECT relation_change_bound()"
 PRUNED = "SELECT pruned_key FROM relation_change_horizon WHERE project = $1"
+PRUNED_ANY = "SELECT pruned_key FROM relation_change_horizon ORDER BY pruned_key DESC LIMIT 1"
 
 # Retention, in batches that each touch a bounded number of rows. The oldest transactions by key (key
 # order is commit order, close to time order), $1 at most, locked so that workers pruning at once take
@@ -60,8 +61,9 @@ async def bound(db: Reader) -> int:
     return int(await db.fetchval(BOUND))
 
 
-async def pruned(db: Reader, *, project: str) -> Position | None:
-    key = await db.fetchval(PRUNED, project)
+async def pruned(db: Reader, *, project: str | None) -> Position | None:
+    """The project's horizon (None: the newest of any project), as a position after it."""
+    key = await (db.fetchval(PRUNED, project) if project is not None else db.fetchval(PRUNED_ANY))
     return None if key is None else Position(bytes(key), LAST_ID)
 
 

@@ -25,7 +25,7 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 MAX_WAIT_SECONDS = 30.0
 EVENT_STREAM = "text/event-stream"
-_WAIT = re.compile(r"^\d{1,2}(\.\d{1,3})?$")
+_WAIT = re.compile(r"\d{1,2}(\.\d{1,3})?")
 
 
 def limit_of(raw: str | None) -> int:
@@ -41,7 +41,7 @@ def wait_of(raw: str | None) -> float:
     if raw is None:
         return 0.0
     text = raw.strip()
-    if not _WAIT.match(text) or float(text) > MAX_WAIT_SECONDS:
+    if not _WAIT.fullmatch(text) or float(text) > MAX_WAIT_SECONDS:
         raise BadRequest(messages.CHANGES_WAIT_INVALID)
     return float(text)
 

@@ -176,3 +176,17 @@ async def test_the_global_reader_follows_every_project(db: Database, make_projec
             seen[change.project] = seen.get(change.project, 0) + 1
         position = page.position
     assert seen.get(one.alias) == seen.get(two.alias) == 6  # the built-in types of each
+
+
+async def test_the_global_reader_starts_after_every_horizon(db: Database, make_project: Any) -> None:
+    from service.changes import retention
+
+    pruned = await make_project()
+    await retention.prune(db, retention_seconds=1, now=await db.fetchval("SELECT now() + interval '1 day'"))
+    assert (await feed.read_all(db, after=Position(b"", 0), limit=1)).gone
+    start = await feed.first(db, project=None)
+    assert not (await feed.read_all(db, after=start, limit=1)).gone
+    later = await make_project()
+    page = await feed.read_all(db, after=start, limit=100)
+    assert {change.project for change in page.changes} == {later.alias}
+    assert pruned.alias

@@ -158,3 +158,26 @@ async def test_a_cursor_older_than_the_retention_is_410(
     fresh = await create(client, project)
     after = await client.get(CHANGES, params={"since": everything.json()["cursor"]}, headers=project.headers)
     assert [change["data"]["_id"] for change in after.json()["_embedded"]["changes"]] == [fresh["_id"]]
+
+
+async def test_no_event_of_another_project_by_any_route_or_cursor(
+    client: httpx.AsyncClient, project: Project, make_project: Any
+) -> None:
+    other = await make_project()
+    mine = await create(client, project)
+    theirs = await create(client, other)
+    pages = [
+        await client.get(CHANGES, headers=project.headers),
+        await client.get(CHANGES, params={"since": "now", "wait": "0.2"}, headers=project.headers),
+    ]
+    everything = pages[0].json()["_embedded"]["changes"]
+    assert [c["data"]["_id"] for c in everything if c["type"] == "relation.created"] == [mine["_id"]]
+    assert all(
+        c["data"].get("_id") != theirs["_id"] for page in pages for c in page.json()["_embedded"]["changes"]
+    )
+    asked = await client.get(CHANGES, headers={**project.headers, "Umb-Project-Alias": other.alias})
+    assert asked.status_code == 403
+    their_cursor = (await client.get(CHANGES, headers=other.headers)).json()["cursor"]
+    assert (
+        await client.get(CHANGES, params={"since": their_cursor}, headers=project.headers)
+    ).status_code == 400
