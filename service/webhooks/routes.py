@@ -8,7 +8,7 @@ from starlette.responses import Response
 
 from service import messages
 from service.auth import WEBHOOKS_WRITE
-from service.bodies import read_json_object
+from service.bodies import read_body, read_json_object
 from service.db import Record
 from service.endpoint import Context, api_route
 from service.errors import Conflict, NotFound, ServiceUnavailable
@@ -138,7 +138,8 @@ async def get_delivery(ctx: Context) -> Response:
 
 async def retry_delivery(ctx: Context) -> Response:
     """Due again at once (also a delivered or failed one); 409 while an attempt is in flight or the
-    webhook is disabled."""
+    webhook is disabled. It takes no body; one past the size limit is refused (413) like anywhere."""
+    await read_body(ctx.request)
     hook = await load_webhook(ctx)
     delivery = await load_delivery(ctx, hook)
     if not hook["enabled"]:
