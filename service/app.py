@@ -19,6 +19,8 @@ from starlette.types import ASGIApp
 
 from service import docs, health, messages, metrics
 from service.auth import Authenticator
+from service.bulk.routes import IMPORT_ROUTE
+from service.bulk.routes import routes as bulk_routes
 from service.changes.listener import NOTIFY_AFTER_COMMIT, Listener
 from service.changes.retention import prune_forever as prune_changes_forever
 from service.changes.routes import routes as change_routes
@@ -93,6 +95,7 @@ def api_routes() -> list[BaseRoute]:
         *change_routes,
         *relation_type_routes,
         *child_list_routes,
+        *bulk_routes,
         *alias_routes,
         *webhook_routes,
         *health.routes,
@@ -200,7 +203,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     configure_access_log(settings.access_log)
     routes = api_routes()
-    middleware = [Middleware(RequestLimits, max_body_bytes=settings.max_body_bytes)]
+    middleware = [
+        Middleware(
+            RequestLimits,
+            max_body_bytes=settings.max_body_bytes,
+            route_limits={IMPORT_ROUTE: settings.import_max_bytes},
+        )
+    ]
     if settings.cors_origins:
         middleware.insert(0, Middleware(Cors, origins=settings.cors_origins))
     app = App(

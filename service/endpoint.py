@@ -121,13 +121,14 @@ INVALID_MESSAGES = {TYPES_WRITE: messages.RELATION_TYPE_INVALID, WEBHOOKS_WRITE:
 
 
 def api_route(
-    path: str, handler: Handler, *, method: str, name: str, scope: str, remember: bool = True
+    path: str, handler: Handler, *, method: str, name: str, scope: str, idempotency: bool = True
 ) -> ApiRoute:
-    """An authenticated API route for one method, requiring `scope`. Writes honour `Idempotency-Key`,
-    unless `remember` is False: an answer that carries a secret must never be stored."""
+    """An authenticated API route for one method, requiring `scope`. Writes honour `Idempotency-Key`
+    unless `idempotency` is False: a streamed body cannot be kept for a replay, and an answer that
+    carries a secret must never be stored."""
     run = handler
     writes = method in WRITE_METHODS
-    if writes and remember:
+    if writes and idempotency:
         run = idempotent(handler, invalid_message=INVALID_MESSAGES.get(scope, messages.RELATION_INVALID))
 
     async def endpoint(request: Request) -> Response:

@@ -135,6 +135,7 @@ class Settings:
     max_connections: int = 1000
     max_header_bytes: int = 16 * 1024
     header_timeout_seconds: int = 10
+    import_max_bytes: int = 1 << 30
     # --- Webhooks (issue 13, SPEC §10) ---
     secret_key: str | None = None
     webhook_allow_private: bool = False
@@ -186,6 +187,7 @@ class Settings:
             header_timeout_seconds=_whole(
                 "RELATIONS_HEADER_TIMEOUT_SECONDS", cls.header_timeout_seconds, minimum=1
             ),
+            import_max_bytes=_whole("RELATIONS_IMPORT_MAX_BYTES", cls.import_max_bytes, minimum=1),
             secret_key=env("RELATIONS_SECRET_KEY") or None,
             webhook_allow_private=_bool("RELATIONS_WEBHOOK_ALLOW_PRIVATE", cls.webhook_allow_private),
             webhook_delivery=_bool("RELATIONS_WEBHOOK_DELIVERY", cls.webhook_delivery),

@@ -155,10 +155,12 @@ async def retry_delivery(ctx: Context) -> Response:
 W = WEBHOOKS_WRITE
 routes = [
     api_route("/webhook", list_webhooks, method="GET", name="webhooks:list", scope=W),
-    # Answers that carry a secret are never stored for Idempotency-Key replays (remember=False).
-    api_route("/webhook", create_webhook, method="POST", name="webhooks:create", scope=W, remember=False),
+    # Answers that carry a secret are never stored for Idempotency-Key replays (idempotency=False).
+    api_route("/webhook", create_webhook, method="POST", name="webhooks:create", scope=W, idempotency=False),
     api_route("/webhook/{id}", get_webhook, method="GET", name="webhooks:get", scope=W),
-    api_route("/webhook/{id}", update_webhook, method="PUT", name="webhooks:update", scope=W, remember=False),
+    api_route(
+        "/webhook/{id}", update_webhook, method="PUT", name="webhooks:update", scope=W, idempotency=False
+    ),
     api_route("/webhook/{id}", delete_webhook, method="DELETE", name="webhooks:delete", scope=W),
     api_route("/webhook/{id}/deliveries", list_deliveries, method="GET", name="webhooks:deliveries", scope=W),
     api_route(
