@@ -147,9 +147,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
         raise RuntimeError("DATABASE_URL is not set (`relations serve` starts an embedded PostgreSQL)")
     db = Database(
         settings.database_url,
+        read_urls=settings.database_read_urls,
         min_size=settings.pool_min_size,
         max_size=settings.pool_max_size,
         statement_timeout_ms=settings.statement_timeout_ms,
+        pgbouncer=settings.pgbouncer == "transaction",
+        max_lag_ms=settings.replica_max_lag_ms,
+        replica_retry_seconds=settings.replica_retry_seconds,
+        listen_url=settings.database_listen_url,
     )
 
     @asynccontextmanager
@@ -157,6 +162,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         assert settings.database_url
         await start_database(settings.database_url, db, wait_seconds=settings.startup_wait_seconds)
         chores = [asyncio.create_task(prune_forever(db, hours=settings.idempotency_hours))]
+        if db.replicas:
+            await db.sample_once()  # know the replicas before the first request
+            chores.append(asyncio.create_task(db.sample_replicas()))
         if metrics.MULTIPROCESS_DIR is not None:
             chores.append(asyncio.create_task(metrics.keep_pool_current(db)))
         # Start-up objects (modules, routes, settings) never die: out of the collector's way, so its

@@ -14,9 +14,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from service import messages
+from service import messages, revisions
 from service.auth import TYPES_WRITE, Authenticator, Principal
-from service.db import Database
+from service.db import Database, Reading
 from service.errors import BadRequest, Forbidden
 from service.hal import HalResponse, Links, Paging, links_for
 from service.idempotency.service import idempotent
@@ -34,6 +34,8 @@ class Context:
     request: Request
     principal: Principal
     project: str
+    # `Relations-Min-Revision` of a read (SPEC §12), parsed; None when not given.
+    min_revision: int | None = None
 
     @property
     def db(self) -> Database:
@@ -48,6 +50,11 @@ class Context:
     def path(self) -> dict[str, Any]:
         return self.request.path_params
 
+    def reading(self) -> Reading:
+        """Marks the statements of a block as this request's reads (GET handlers are in one already;
+        a response streamed after its handler returned enters one itself)."""
+        return self.db.reading(self.min_revision)
+
     def paging(self) -> Paging:
         return Paging.from_request(self.request)
 
@@ -61,7 +68,16 @@ Handler = Callable[[Context], Awaitable[Response]]
 # The headers the checks read, picked in one pass over the raw list: building Starlette's Headers and
 # looking each one up cost more than the rest of a by-id read's Python. First occurrence wins, as in
 # Headers.get.
-CHECKED_HEADERS = frozenset({b"authorization", b"api-key", b"api-version", b"accept", b"umb-project-alias"})
+CHECKED_HEADERS = frozenset(
+    {
+        b"authorization",
+        b"api-key",
+        b"api-version",
+        b"accept",
+        b"umb-project-alias",
+        b"relations-min-revision",
+    }
+)
 
 
 def checked_headers(request: Request) -> dict[str, str]:
@@ -115,10 +131,31 @@ class ApiRoute(Route):
         self.scope = scope
 
 
+async def answer_write(run: Handler, ctx: Context) -> Response:
+    """A write, on the primary; a success answers the revision that covers it (SPEC §12)."""
+    response = await run(ctx)
+    if 200 <= response.status_code < 300:
+        revision = await ctx.db.committed()
+        if revision is not None:
+            response.headers[revisions.HEADER] = revisions.render(revision)
+    return response
+
+
+async def answer_read(run: Handler, ctx: Context, headers: Mapping[str, str]) -> Response:
+    """A read, on a replica that is fresh enough (`Relations-Min-Revision`), else on the primary."""
+    given = headers.get("relations-min-revision")
+    if given is not None:
+        ctx.min_revision = revisions.parse_header(given)
+    with ctx.db.reading(ctx.min_revision):
+        return await run(ctx)
+
+
 def api_route(path: str, handler: Handler, *, method: str, name: str, scope: str) -> ApiRoute:
-    """An authenticated API route for one method, requiring `scope`. Writes honour `Idempotency-Key`."""
+    """An authenticated API route for one method, requiring `scope`. Writes honour `Idempotency-Key`
+    and answer `Relations-Revision`; reads honour `Relations-Min-Revision`."""
     run = handler
-    if method in WRITE_METHODS:
+    writes = method in WRITE_METHODS
+    if writes:
         invalid = messages.RELATION_TYPE_INVALID if scope == TYPES_WRITE else messages.RELATION_INVALID
         run = idempotent(handler, invalid_message=invalid)
 
@@ -131,7 +168,10 @@ def api_route(path: str, handler: Handler, *, method: str, name: str, scope: str
         if scope not in principal.scopes:
             raise Forbidden()
         request.state.project = project
-        return await run(Context(request, principal, project))
+        ctx = Context(request, principal, project)
+        if writes:
+            return await answer_write(run, ctx)
+        return await answer_read(run, ctx, headers)
 
     endpoint.__name__ = handler.__name__
     endpoint.__doc__ = handler.__doc__

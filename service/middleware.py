@@ -39,9 +39,17 @@ REQUEST_HEADERS = (
     "Idempotency-Key",
     "If-Match",
     "Umb-Project-Alias",
+    "Relations-Min-Revision",
     REQUEST_ID_HEADER,
 )
-EXPOSED_HEADERS = ("ETag", "Location", "Retry-After", "Idempotent-Replayed", REQUEST_ID_HEADER)
+EXPOSED_HEADERS = (
+    "ETag",
+    "Location",
+    "Retry-After",
+    "Idempotent-Replayed",
+    "Relations-Revision",
+    REQUEST_ID_HEADER,
+)
 
 
 def error_response(error: ApiError) -> Response:

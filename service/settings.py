@@ -17,6 +17,13 @@ def _bool(name: str, default: bool) -> bool:
     return raw not in ("0", "false", "no", "off") if raw else default
 
 
+def _pgbouncer(name: str) -> str | None:
+    raw = os.environ.get(name, "").strip().lower()
+    if raw not in ("", "transaction"):
+        raise ValueError(f"{name} must be 'transaction' (pgbouncer in transaction pooling mode) or unset")
+    return raw or None
+
+
 def _list(name: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in os.environ.get(name, "").split(",") if item.strip())
 
@@ -41,6 +48,12 @@ class Settings:
     access_log: bool = True
     idempotency_hours: int = 24
     startup_wait_seconds: int = 30
+    # Replicas and pgbouncer (SPEC §12)
+    database_read_urls: tuple[str, ...] = field(default_factory=tuple)
+    database_listen_url: str | None = None
+    replica_max_lag_ms: int = 100
+    replica_retry_seconds: int = 5
+    pgbouncer: str | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -64,4 +77,9 @@ class Settings:
             access_log=_bool("RELATIONS_ACCESS_LOG", True),
             idempotency_hours=max(_int("RELATIONS_IDEMPOTENCY_HOURS", 24), 1),
             startup_wait_seconds=max(_int("RELATIONS_STARTUP_WAIT_SECONDS", 30), 0),
+            database_read_urls=_list("DATABASE_READ_URLS"),
+            database_listen_url=env("DATABASE_LISTEN_URL") or None,
+            replica_max_lag_ms=max(_int("RELATIONS_REPLICA_MAX_LAG_MS", 100), 0),
+            replica_retry_seconds=max(_int("RELATIONS_REPLICA_RETRY_SECONDS", 5), 1),
+            pgbouncer=_pgbouncer("RELATIONS_PGBOUNCER"),
         )
