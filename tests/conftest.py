@@ -62,9 +62,14 @@ def database_url() -> Iterator[str]:
         asyncio.run(_admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+def make_settings(**values: Any) -> Settings:
+    """Settings for a test's app: through pgbouncer (`make test-pgbouncer`) in its mode."""
+    return Settings(pgbouncer=os.environ.get("RELATIONS_PGBOUNCER") or None, **values)
+
+
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, key_cache_seconds=0)
+    return make_settings(database_url=database_url, key_cache_seconds=0)
 
 
 @pytest.fixture(scope="session")
