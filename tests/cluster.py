@@ -64,7 +64,7 @@ class Server:
         )
         if done.returncode != 0:
             raise RuntimeError(f"{tool} {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
-        return done.stdout
+        return str(done.stdout)
 
     def url(self, database: str = DATABASE) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"

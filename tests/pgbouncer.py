@@ -14,6 +14,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -87,30 +89,42 @@ def wait_for(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
     raise RuntimeError("pgbouncer did not listen within 15 s")
 
 
-def main(arguments: list[str]) -> int:
-    binary = shutil.which("pgbouncer") or shutil.which("pgbouncer", path="/usr/sbin")
-    if binary is None:
-        print("no pgbouncer here (Debian: apt-get install pgbouncer): skipping the pgbouncer run")
-        return 0
-    server = server_url()
+def binary() -> str | None:
+    return shutil.which("pgbouncer") or shutil.which("pgbouncer", path="/usr/sbin")
+
+
+@contextmanager
+def running(server: str) -> Iterator[str]:
+    """pgbouncer (transaction pooling) on a free loopback port in front of `server`; yields the URL of
+    `server`'s database through it. Also used by `make bench` (the pgbouncer rows)."""
+    found = binary()
+    if found is None:
+        raise RuntimeError("pgbouncer is not installed (Debian: apt-get install pgbouncer)")
     folder = Path(tempfile.mkdtemp(prefix="relations-pgbouncer-"))
     port = free_port()
     options: dict[str, Any] = run_as(folder)  # pgbouncer refuses to run as root
     (folder / "pgbouncer.ini").write_text(configuration(server, folder, port))
-    process = subprocess.Popen([binary, "-q", str(folder / "pgbouncer.ini")], **options)
+    process = subprocess.Popen([found, "-q", str(folder / "pgbouncer.ini")], **options)
     try:
         wait_for(port, process, folder / "pgbouncer.log")
         parts = urlsplit(server)
         user = parts.username or "postgres"
         database = parts.path.strip("/") or "postgres"
-        through = f"postgresql://{user}@127.0.0.1:{port}/{database}"
-        print(f"pgbouncer (transaction pooling) on 127.0.0.1:{port}", flush=True)
-        env = {**os.environ, "TEST_DATABASE_URL": through, "RELATIONS_PGBOUNCER": "transaction"}
-        return subprocess.call([sys.executable, "-m", "pytest", *SUITE, *arguments], cwd=ROOT, env=env)
+        yield f"postgresql://{user}@127.0.0.1:{port}/{database}"
     finally:
         process.terminate()
         process.wait(timeout=15)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def main(arguments: list[str]) -> int:
+    if binary() is None:
+        print("no pgbouncer here (Debian: apt-get install pgbouncer): skipping the pgbouncer run")
+        return 0
+    with running(server_url()) as through:
+        print(f"pgbouncer (transaction pooling) at {urlsplit(through).netloc}", flush=True)
+        env = {**os.environ, "TEST_DATABASE_URL": through, "RELATIONS_PGBOUNCER": "transaction"}
+        return subprocess.call([sys.executable, "-m", "pytest", *SUITE, *arguments], cwd=ROOT, env=env)
 
 
 if __name__ == "__main__":
