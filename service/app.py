@@ -138,7 +138,8 @@ async def start_database(url: str, db: Database, *, wait_seconds: int) -> None:
     try:
         await when_reachable(attempt, wait_seconds=wait_seconds)
     except DatabaseUnreachable as error:
-        raise RuntimeError(f"cannot start: the database is unreachable ({error})") from None
+        hint = messages.PGBOUNCER_HINT if "unsupported startup parameter" in str(error) else ""
+        raise RuntimeError(f"cannot start: the database is unreachable ({error}){hint}") from None
 
 
 def create_app(settings: Settings | None = None) -> Starlette:

@@ -99,10 +99,11 @@ RETRY_ON_PRIMARY_STATES = (*UNAVAILABLE_STATES, "40001")
 REPLICA_DOWN_STATES = ("08", "57P")
 REPLICA_CONNECT_TIMEOUT_SECONDS = 2.0
 REPLICA_PROBE_TIMEOUT_SECONDS = 1.0
-PRIMARY_POSITION = "SELECT pg_current_wal_lsn()::text"
+# WAL positions as numbers (bytes since the start of the WAL).
+PRIMARY_POSITION = "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint"
 # After a commit: the insert position is past the commit record even with synchronous_commit off.
-COMMITTED_POSITION = "SELECT pg_current_wal_insert_lsn()::text"
-REPLAY_POSITION = "SELECT pg_last_wal_replay_lsn()::text"
+COMMITTED_POSITION = "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::bigint"
+REPLAY_POSITION = "SELECT pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0')::bigint"
 
 
 def split_url(url: str) -> tuple[str, dict[str, Any]]:
@@ -390,17 +391,17 @@ class Database:
 
     async def _replay_position(self, replica: Replica, pool: Pool) -> int | None:
         try:
-            text = await asyncio.wait_for(
+            position = await asyncio.wait_for(
                 pool.run(lambda raw: raw.fetchval(REPLAY_POSITION)), REPLICA_PROBE_TIMEOUT_SECONDS
             )
         except Exception as error:
             cause = error.error if isinstance(error, Unreached) else error
             replica.trip(f"{type(cause).__name__}: {cause}")
             return None
-        if text is None:
+        if position is None:
             replica.trip("not a standby (pg_last_wal_replay_lsn() is null)")
             return None
-        return revisions.parse(text)
+        return int(position)
 
     def _retry_on_primary(self, replica: Replica, error: Exception) -> bool:
         cause = error.error if isinstance(error, Unreached) else error
@@ -423,8 +424,8 @@ class Database:
     async def sample_once(self) -> None:
         at = time.monotonic()
         try:
-            text = await self.primary.run(lambda raw: raw.fetchval(PRIMARY_POSITION))
-            self._history.add(at, revisions.parse(text))
+            position = await self.primary.run(lambda raw: raw.fetchval(PRIMARY_POSITION))
+            self._history.add(at, int(position))
         except Exception as error:  # primary away: the replicas' lag grows until it is back
             log.debug("cannot sample the primary's WAL position: %s", error)
 
@@ -439,8 +440,7 @@ class Database:
         )
 
     async def _committed_position(self) -> int:
-        text = await self.primary.run(lambda raw: raw.fetchval(COMMITTED_POSITION))
-        return revisions.parse(text)
+        return int(await self.primary.run(lambda raw: raw.fetchval(COMMITTED_POSITION)))
 
     async def committed(self) -> int | None:
         """The revision of this task's writes, once they have committed (None, logged, if the primary

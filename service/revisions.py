@@ -1,9 +1,10 @@
 """Revision tokens (SPEC §12): a write answers `Relations-Revision`, a read may ask for at least that
 much with `Relations-Min-Revision`.
 
-A token is a PostgreSQL WAL position (`16/B374D848`), taken on the primary after the write committed, so
-a replica whose replay position has reached it has replayed the write's commit. Clients treat it as
-opaque; they only hand it back."""
+A token is a PostgreSQL WAL position taken on the primary after the write committed, written as one
+hexadecimal number (`16B374D848` for PostgreSQL's `16/B374D848`: a `/` in a header value trips some
+HTTP tooling), so a replica whose replay position has reached it has replayed the write's commit.
+Clients treat it as opaque; they only hand it back."""
 
 from __future__ import annotations
 
@@ -16,15 +17,15 @@ from service.errors import BadRequest
 
 HEADER = "Relations-Revision"
 MIN_HEADER = "Relations-Min-Revision"
-_LSN = re.compile(r"^([0-9A-Fa-f]{1,8})/([0-9A-Fa-f]{1,8})$")
+_TOKEN = re.compile(r"^[0-9A-Fa-f]{1,16}$")
 
 
 def parse(text: str) -> int:
-    """A WAL position as PostgreSQL writes it (`X/Y`, hexadecimal) as one number."""
-    found = _LSN.match(text.strip())
-    if found is None:
+    """A token as a WAL position (bytes since the start of the WAL)."""
+    token = text.strip()
+    if not _TOKEN.match(token):
         raise ValueError(text)
-    return int(found.group(1), 16) << 32 | int(found.group(2), 16)
+    return int(token, 16)
 
 
 def parse_header(value: str) -> int:
@@ -36,7 +37,7 @@ def parse_header(value: str) -> int:
 
 
 def render(position: int) -> str:
-    return f"{position >> 32:X}/{position & 0xFFFFFFFF:X}"
+    return f"{position:X}"
 
 
 class CommitClock:

@@ -36,6 +36,7 @@ SUITE = (
     "tests/test_app.py",
     "tests/test_hostile_input.py",
     "tests/test_revisions.py",
+    "tests/test_pooler.py",
 )
 
 
