@@ -1,6 +1,7 @@
 """`python -m bench.costs`: what issue 15's choices cost per request, measured in one process as A/B
-pairs in alternating rounds (each side keeps its best round, so bursts of other work on a shared machine
-hit both alike). The app is called through ASGI, without HTTP, so the differences are the service's own.
+pairs in alternating rounds (each side keeps its best round), in CPU time of the process per request, so
+that other work on a shared machine hardly moves them. The app is called through ASGI (httpx's
+transport: its share is the same on both sides), so the differences are the service's own.
 
 - `databases` vs asyncpg: every statement borrows its connection through `databases`' public
   `connection()` (what service.db does) vs straight from asyncpg's pool (what it did through private
@@ -73,7 +74,8 @@ async def serving(url: str, **settings: Any) -> AsyncIterator[tuple[Starlette, h
 
 
 async def timed(client: httpx.AsyncClient, call: Call, requests: int, concurrency: int) -> float:
-    """Microseconds per request."""
+    """CPU microseconds of this process (client and app) per request: unlike wall time, hardly moved by
+    other processes on a shared machine, and what bounds a worker's throughput."""
     numbers = iter(range(requests))
 
     async def worker() -> None:
@@ -82,9 +84,9 @@ async def timed(client: httpx.AsyncClient, call: Call, requests: int, concurrenc
             if answer.status_code >= 300:
                 raise RuntimeError(f"{answer.status_code}: {answer.text[:200]}")
 
-    started = time.perf_counter()
+    started = time.process_time()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return (time.perf_counter() - started) / requests * 1e6
+    return (time.process_time() - started) / requests * 1e6
 
 
 async def pair(
