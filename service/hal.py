@@ -62,7 +62,7 @@ class Links:
 
 
 # A Host header Starlette takes whole as the URL's netloc (a name and a valid port); others go its way.
-_PLAIN_HOST = re.compile(r"^[A-Za-z0-9.-]+(?::([0-9]{1,5}))?$")
+_PLAIN_HOST = re.compile(r"[A-Za-z0-9.-]+(?::([0-9]{1,5}))?")
 
 
 def request_base(request: Request) -> str:
@@ -73,7 +73,7 @@ def request_base(request: Request) -> str:
     for key, value in scope["headers"]:
         if key == b"host":
             host = value.decode("latin-1")
-            plain = _PLAIN_HOST.match(host)
+            plain = _PLAIN_HOST.fullmatch(host)
             if plain and scheme in ("http", "https") and int(plain.group(1) or 0) <= 65535:
                 return f"{scheme}://{host}"
             break
@@ -133,7 +133,12 @@ def paged(
     (always an array) and the items under `_embedded[key]` (its only key)."""
     total_pages = math.ceil(total / paging.page_size) if total else 0
     path = links.base + request_path(request)
-    query = [(name, value) for name, value in request.query_params.multi_items() if name != "page"]
+    # `page[number]` too: the child lists also read JSON:API's spelling (service/jsonapi.py).
+    query = [
+        (name, value)
+        for name, value in request.query_params.multi_items()
+        if name not in ("page", "page[number]")
+    ]
 
     def page_href(page: int) -> str:
         return f"{path}?{urlencode([('page', str(page)), *query])}"

@@ -6,6 +6,16 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from service.rate_limits.policy import InvalidPolicy, RatePolicy, parse_policy
+
+# Failed authentications allowed per client address when RELATIONS_RATE_LIMIT is set and
+# RELATIONS_AUTH_FAILURE_LIMIT is not.
+DEFAULT_AUTH_FAILURE_LIMIT = RatePolicy(5, 20)
+
+
+class InvalidSetting(ValueError):
+    """A setting that cannot be used; the message names the variable."""
+
 
 def _int(name: str, default: int) -> int:
     raw = os.environ.get(name, "").strip()
@@ -20,8 +30,38 @@ def _bool(name: str, default: bool) -> bool:
 def _pgbouncer(name: str) -> str | None:
     raw = os.environ.get(name, "").strip().lower()
     if raw not in ("", "transaction"):
-        raise ValueError(f"{name} must be 'transaction' (pgbouncer in transaction pooling mode) or unset")
+        raise InvalidSetting(f"{name} must be 'transaction' (pgbouncer in transaction pooling mode) or unset")
     return raw or None
+
+
+def _policy(name: str) -> RatePolicy | None:
+    """A budget such as `50/s burst 100`; unset (or `off`) is no limit."""
+    raw = os.environ.get(name, "").strip()
+    if not raw or raw.lower() == "off":
+        return None
+    try:
+        return parse_policy(raw)
+    except InvalidPolicy as error:
+        raise InvalidSetting(f"{name}: {error}") from None
+
+
+def _optional_int(name: str, *, minimum: int) -> int | None:
+    """A whole number of at least `minimum`, or None when unset."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidSetting(f"{name}: {raw!r} is not a whole number") from None
+    if value < minimum:
+        raise InvalidSetting(f"{name}: must be at least {minimum}, not {value}")
+    return value
+
+
+def _whole(name: str, default: int, *, minimum: int) -> int:
+    found = _optional_int(name, minimum=minimum)
+    return default if found is None else found
 
 
 def _list(name: str) -> tuple[str, ...]:
@@ -54,10 +94,25 @@ class Settings:
     replica_max_lag_ms: int = 100
     replica_retry_seconds: int = 5
     pgbouncer: str | None = None
+    rate_limit: RatePolicy | None = None
+    auth_failure_limit: RatePolicy | None = None
+    jwt_max_lifetime_seconds: int | None = None
+    keep_alive_seconds: int = 5
+    max_connections: int = 1000
+    max_header_bytes: int = 16 * 1024
+    header_timeout_seconds: int = 10
 
     @classmethod
     def from_env(cls) -> Settings:
         env = os.environ.get
+        rate_limit = _policy("RELATIONS_RATE_LIMIT")
+        failures = _policy("RELATIONS_AUTH_FAILURE_LIMIT")
+        if (
+            failures is None
+            and rate_limit is not None
+            and not env("RELATIONS_AUTH_FAILURE_LIMIT", "").strip()
+        ):
+            failures = DEFAULT_AUTH_FAILURE_LIMIT
         return cls(
             database_url=env("DATABASE_URL") or None,
             data_dir=Path(env("RELATIONS_DATA_DIR") or ".data"),
@@ -79,7 +134,18 @@ class Settings:
             startup_wait_seconds=max(_int("RELATIONS_STARTUP_WAIT_SECONDS", 30), 0),
             database_read_urls=_list("DATABASE_READ_URLS"),
             database_listen_url=env("DATABASE_LISTEN_URL") or None,
-            replica_max_lag_ms=max(_int("RELATIONS_REPLICA_MAX_LAG_MS", 100), 0),
-            replica_retry_seconds=max(_int("RELATIONS_REPLICA_RETRY_SECONDS", 5), 1),
+            replica_max_lag_ms=_whole("RELATIONS_REPLICA_MAX_LAG_MS", cls.replica_max_lag_ms, minimum=0),
+            replica_retry_seconds=_whole(
+                "RELATIONS_REPLICA_RETRY_SECONDS", cls.replica_retry_seconds, minimum=1
+            ),
             pgbouncer=_pgbouncer("RELATIONS_PGBOUNCER"),
+            rate_limit=rate_limit,
+            auth_failure_limit=failures,
+            jwt_max_lifetime_seconds=_optional_int("RELATIONS_JWT_MAX_LIFETIME_SECONDS", minimum=1),
+            keep_alive_seconds=_whole("RELATIONS_KEEP_ALIVE_SECONDS", cls.keep_alive_seconds, minimum=1),
+            max_connections=_whole("RELATIONS_MAX_CONNECTIONS", cls.max_connections, minimum=1),
+            max_header_bytes=_whole("RELATIONS_MAX_HEADER_BYTES", cls.max_header_bytes, minimum=1024),
+            header_timeout_seconds=_whole(
+                "RELATIONS_HEADER_TIMEOUT_SECONDS", cls.header_timeout_seconds, minimum=1
+            ),
         )
