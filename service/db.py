@@ -187,42 +187,41 @@ class Pool:
         if self._database.is_connected:
             await self._database.disconnect()
 
-    @asynccontextmanager
-    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
-        """A connection of this pool for the block; `Unreached` when none can be had."""
-        if not self._database.is_connected:
-            raise Unreached(ServiceUnavailable())
-        acquired = False
-        try:
-            async with self._database.connection() as connection:
-                acquired = True
-                self.in_use += 1
-                try:
-                    yield connection.raw_connection
-                finally:
-                    self.in_use -= 1
-        except Exception as error:
-            if acquired:
-                raise
-            raise Unreached(error) from error
+    def connection(self) -> Lent:
+        """`async with pool.connection() as raw:` asyncpg's connection for the block (`Unreached` when
+        none can be had; failures inside the block as they are)."""
+        return Lent(self)
 
     async def run(self, call: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
-        """`call` on a connection of this pool (driver errors as they are; `Unreached` for none)."""
-        if not self._database.is_connected:
+        """`call` on a connection of this pool."""
+        async with Lent(self) as raw:
+            return await call(raw)
+
+
+class Lent:
+    """A connection lent by `databases`' public `connection()` (entered and left as the async context
+    manager it is), counted as in use. A class rather than a generator: it is on every statement's path."""
+
+    __slots__ = ("_lent", "_pool")
+
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
+
+    async def __aenter__(self) -> asyncpg.Connection:
+        database = self._pool._database
+        if not database.is_connected:
             raise Unreached(ServiceUnavailable())
-        acquired = False
+        self._lent = database.connection()
         try:
-            async with self._database.connection() as connection:
-                acquired = True
-                self.in_use += 1
-                try:
-                    return await call(connection.raw_connection)
-                finally:
-                    self.in_use -= 1
+            await self._lent.__aenter__()
         except Exception as error:
-            if acquired:
-                raise
             raise Unreached(error) from error
+        self._pool.in_use += 1
+        return self._lent.raw_connection
+
+    async def __aexit__(self, *exc: Any) -> None:
+        self._pool.in_use -= 1
+        await self._lent.__aexit__(*exc)
 
 
 def _answer(error: Exception) -> Exception:
