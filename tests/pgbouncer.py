@@ -37,6 +37,8 @@ SUITE = (
     "tests/test_hostile_input.py",
     "tests/test_revisions.py",
     "tests/test_pooler.py",
+    "tests/test_jsonapi.py",
+    "tests/rate_limits/test_service.py",
 )
 
 
