@@ -17,15 +17,14 @@ from service.errors import BadRequest
 
 HEADER = "Relations-Revision"
 MIN_HEADER = "Relations-Min-Revision"
-_TOKEN = re.compile(r"^[0-9A-Fa-f]{1,16}$")
+_TOKEN = re.compile(r"[0-9A-Fa-f]{1,16}")
 
 
 def parse(text: str) -> int:
     """A token as a WAL position (bytes since the start of the WAL)."""
-    token = text.strip()
-    if not _TOKEN.match(token):
+    if not _TOKEN.fullmatch(text):
         raise ValueError(text)
-    return int(token, 16)
+    return int(text, 16)
 
 
 def parse_header(value: str) -> int:
