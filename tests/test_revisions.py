@@ -28,7 +28,9 @@ def test_a_token_is_postgresql_s_wal_position_as_one_number() -> None:
     assert revisions.parse("FFFFFFFF") < revisions.parse("100000000")
 
 
-@pytest.mark.parametrize("text", ["", "16/B374D848", "0x1", "G1", "12345678901234567", "1 2", "-1", "AB\n", " AB"])
+@pytest.mark.parametrize(
+    "text", ["", "16/B374D848", "0x1", "G1", "12345678901234567", "1 2", "-1", "AB\n", " AB"]
+)
 def test_a_malformed_position_is_refused(text: str) -> None:
     with pytest.raises(ValueError):
         revisions.parse(text)
