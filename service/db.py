@@ -91,11 +91,11 @@ _TRANSACTION: ContextVar[tuple[Database, asyncpg.Connection] | None] = ContextVa
 # Inside `reading()`: the revision the reader asked for (0: none), else None.
 _READING: ContextVar[int | None] = ContextVar("service.db.reading", default=None)
 
-# A statement that failed on a replica with these runs again on the primary: the replica is away or
-# overloaded (08, 53, 57P), refused a write (25006), or recovery cancelled the statement (40001).
-RETRY_ON_PRIMARY_STATES = (*UNAVAILABLE_STATES, "40001")
-# These also take the replica out for a while (the circuit breaker); the others are one statement's bad
-# luck. A statement timeout is not retried: the primary would most likely time out too.
+# A statement that failed on a replica runs again on the primary when the replica is away or hung (no
+# connection, a dropped one, no answer within the timeout: these also take it out for a while, the
+# circuit breaker), overloaded (53), refused a write (25006), was cancelled by recovery (40001) or ran
+# past the statement timeout (57014): no read fails because of a replica while the primary is up.
+RETRY_ON_PRIMARY_STATES = (*UNAVAILABLE_STATES, "40001", "57014")
 REPLICA_DOWN_STATES = ("08", "57P")
 REPLICA_CONNECT_TIMEOUT_SECONDS = 2.0
 REPLICA_PROBE_TIMEOUT_SECONDS = 1.0
@@ -406,7 +406,7 @@ class Database:
         cause = error.error if isinstance(error, Unreached) else error
         state = _state(cause)
         away = isinstance(error, Unreached) or state.startswith(REPLICA_DOWN_STATES)
-        away = away or (isinstance(cause, UNAVAILABLE_ERRORS) and not isinstance(cause, TimeoutError))
+        away = away or isinstance(cause, UNAVAILABLE_ERRORS)
         if away:
             replica.trip(f"{type(cause).__name__}: {cause}")
             return True
