@@ -54,6 +54,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--out", type=Path, default=None, help="results folder (default bench-results/<time>)"
     )
+    parser.add_argument("--bulk-relations", type=int, default=1_000_000, help="relations of the bulk phase")
+    parser.add_argument("--bulk-lists", type=int, default=1_000, help="lists they are spread over")
     return parser.parse_args(argv)
 
 
@@ -369,10 +371,30 @@ def pgbouncer_rows(
     return rows
 
 
+BULK = "bulk"
+
+
+def bulk_phase(bench: Bench, url: str) -> list[str]:
+    from bench import bulk
+
+    result = bulk.run(
+        url, bench.out, relations=bench.args.bulk_relations, lists=bench.args.bulk_lists, log=log
+    )
+    bench.extra["bulk"] = result
+    (bench.out / "bulk.json").write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+    return bulk.summary(result)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     bench = Bench(args)
     started = time.monotonic()
+    if bench.only == {BULK}:  # runs alone: it needs none of the seeded data
+        url, _ = database_urls(args.relations, 0)
+        report = "\n".join(bulk_phase(bench, url))
+        print(report, flush=True)
+        (bench.out / "table.txt").write_text(report + "\n")
+        return 0
     url, small_url = database_urls(args.relations, args.small_relations)
     keys = asyncio.run(seed.seed(url, args.relations, force=args.reseed, log=log))
     small_keys = (
@@ -527,6 +549,9 @@ def main(argv: list[str] | None = None) -> int:
         lines.extend(reliability["summary"])
     lines.append("")
     lines.extend(targets(rows, refs, scale, small_scale, memory))
+    if bench.wanted(BULK):
+        lines.append("")
+        lines.extend(bulk_phase(bench, url))
     report = "\n".join(lines)
     print(report, flush=True)
     (bench.out / "table.txt").write_text(report + "\n")

@@ -19,6 +19,8 @@ from starlette.types import ASGIApp
 
 from service import docs, health, messages, metrics
 from service.auth import Authenticator
+from service.bulk.routes import IMPORT_ROUTE
+from service.bulk.routes import routes as bulk_routes
 from service.child_lists.routes import routes as child_list_routes
 from service.db import Database
 from service.errors import ApiError, MethodNotAllowed, NotFound
@@ -86,6 +88,7 @@ def api_routes() -> list[BaseRoute]:
         *relation_routes,
         *relation_type_routes,
         *child_list_routes,
+        *bulk_routes,
         *alias_routes,
         *health.routes,
         *metrics.routes,
@@ -189,7 +192,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     configure_access_log(settings.access_log)
     routes = api_routes()
-    middleware = [Middleware(RequestLimits, max_body_bytes=settings.max_body_bytes)]
+    middleware = [
+        Middleware(
+            RequestLimits,
+            max_body_bytes=settings.max_body_bytes,
+            route_limits={IMPORT_ROUTE: settings.import_max_bytes},
+        )
+    ]
     if settings.cors_origins:
         middleware.insert(0, Middleware(Cors, origins=settings.cors_origins))
     app = App(

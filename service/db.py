@@ -13,7 +13,7 @@ import itertools
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from contextvars import ContextVar
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -341,6 +341,40 @@ class Database:
             if answer is error:
                 raise
             raise answer from error
+
+    @asynccontextmanager
+    async def dedicated(
+        self, *, isolation: str = "read_committed", readonly: bool = False
+    ) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection of the caller's own inside a transaction, for what needs asyncpg's own
+        API (the bulk routes: COPY into a staging table, a cursor over a snapshot). The block's
+        statements go to that connection only; driver failures become errors as everywhere else.
+        A read-only one inside `reading()` (the export) is lent by a replica that is fresh enough, as a
+        statement would be (the primary's when none is, or when the replica cannot lend one); once the
+        block has started, a failure is the caller's, as on the primary."""
+        try:
+            async with AsyncExitStack() as stack:
+                raw = await self._lend(stack, read=readonly and _READING.get() is not None)
+                await stack.enter_async_context(raw.transaction(isolation=isolation, readonly=readonly))
+                yield raw
+        except Exception as error:
+            answer = _answer(error)
+            if answer is error:
+                raise
+            raise answer from error
+
+    async def _lend(self, stack: AsyncExitStack, *, read: bool) -> asyncpg.Connection:
+        floor = _READING.get()
+        if read and floor is not None and self._replicas:
+            chosen = await self._replica_for(floor)
+            if chosen is not None:
+                try:
+                    lent: asyncpg.Connection = await stack.enter_async_context(chosen[1].connection())
+                    return lent
+                except Unreached as error:
+                    self._retry_on_primary(chosen[0], error)  # takes it out
+        primary: asyncpg.Connection = await stack.enter_async_context(self.primary.connection())
+        return primary
 
     async def _run(self, call: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
         """One statement: on the transaction's connection inside `transaction()`, on a replica inside

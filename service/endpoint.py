@@ -152,12 +152,15 @@ async def answer_read(run: Handler, ctx: Context, headers: Mapping[str, str]) ->
         return await run(ctx)
 
 
-def api_route(path: str, handler: Handler, *, method: str, name: str, scope: str) -> ApiRoute:
+def api_route(
+    path: str, handler: Handler, *, method: str, name: str, scope: str, idempotency: bool = True
+) -> ApiRoute:
     """An authenticated API route for one method, requiring `scope`. Writes honour `Idempotency-Key`
-    and answer `Relations-Revision`; reads honour `Relations-Min-Revision`."""
+    unless `idempotency` is False (a streamed body cannot be kept for a replay), and answer
+    `Relations-Revision`; reads honour `Relations-Min-Revision`."""
     run = handler
     writes = method in WRITE_METHODS
-    if writes:
+    if writes and idempotency:
         invalid = messages.RELATION_TYPE_INVALID if scope == TYPES_WRITE else messages.RELATION_INVALID
         run = idempotent(handler, invalid_message=invalid)
 

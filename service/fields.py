@@ -12,7 +12,7 @@ from service.bodies import parse_guid
 from service.errors import ValidationFailed
 
 ALIAS = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,99}")
-RESERVED_ALIASES = frozenset({"parent", "child", "type", "related", "referenced"})
+RESERVED_ALIASES = frozenset({"parent", "child", "type", "related", "referenced", "export", "import"})
 
 
 def alias_problem(alias: Any) -> str | None:

@@ -10,7 +10,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -217,11 +217,16 @@ class RequestLimits:
     """NUL in the URL is refused at once (PostgreSQL cannot store it); the body is cut off with 413
     as soon as it passes `max_body_bytes`, for every route, whether the size was declared
     (Content-Length) or not (chunked). The limit is enforced as the handler reads, so the order of
-    checks (route, version, credentials first) is kept and an unread body costs nothing."""
+    checks (route, version, credentials first) is kept and an unread body costs nothing.
+    `route_limits` (route name → bytes) gives a route a limit of its own instead (the import's); it
+    applies once routing has matched the route, which is before any handler reads."""
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int, route_limits: Mapping[str, int] | None = None
+    ) -> None:
         self.app = app
         self.limit = max_body_bytes
+        self.route_limits = dict(route_limits or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -230,13 +235,14 @@ class RequestLimits:
         if "\x00" in scope["path"] or b"%00" in scope["query_string"]:
             await error_response(BadRequest(messages.NUL_IN_URL), scope)(scope, receive, send)
             return
-        limit = self.limit
         received = 0
 
         async def limited_receive() -> Message:
             nonlocal received
             message = await receive()
             if message["type"] == "http.request":
+                route = scope.get("route")
+                limit = self.route_limits.get(getattr(route, "name", ""), self.limit)
                 received += len(message.get("body", b""))
                 if received > limit:
                     raise PayloadTooLarge(messages.BODY_TOO_LARGE.format(limit=limit))

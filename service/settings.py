@@ -101,6 +101,7 @@ class Settings:
     max_connections: int = 1000
     max_header_bytes: int = 16 * 1024
     header_timeout_seconds: int = 10
+    import_max_bytes: int = 1 << 30
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -148,4 +149,5 @@ class Settings:
             header_timeout_seconds=_whole(
                 "RELATIONS_HEADER_TIMEOUT_SECONDS", cls.header_timeout_seconds, minimum=1
             ),
+            import_max_bytes=_whole("RELATIONS_IMPORT_MAX_BYTES", cls.import_max_bytes, minimum=1),
         )

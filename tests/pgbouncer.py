@@ -39,6 +39,7 @@ SUITE = (
     "tests/test_pooler.py",
     "tests/test_jsonapi.py",
     "tests/rate_limits/test_service.py",
+    "tests/bulk/test_routes.py",
 )
 
 

@@ -229,3 +229,16 @@ async def test_a_stopped_replica_is_skipped_then_used_again(cluster: Cluster) ->
             answer = await served.client.get(path, headers=served.headers)
             assert answer.status_code == 200, answer.text
     await scans_moved(cluster.replica, before, READS)
+
+
+async def test_an_export_reads_its_snapshot_on_the_replica(cluster: Cluster) -> None:
+    async with serving(cluster) as served:
+        created = await served.create()
+        assert created.status_code == 201, created.text
+        await caught_up(cluster)
+        await eventually(lambda: _replica_fresh(served))
+        before = await scans(cluster.replica)
+        exported = await served.client.get("/relation/export", headers=served.headers)
+        assert exported.status_code == 200, exported.text
+        assert created.json()["childId"] in exported.text
+    await scans_moved(cluster.replica, before, 1)

@@ -61,17 +61,7 @@ async def insert(
 ) -> Record | None:
     """The new type, or None when the alias is taken."""
     return await db.fetchrow(
-        INSERT,
-        project,
-        fields.alias,
-        type_id(fields.alias, fields.name),
-        fields.name,
-        fields.parent_object_type,
-        fields.child_object_type,
-        fields.is_bidirectional,
-        fields.is_dependency,
-        fields.cardinality,
-        builtin,
+        INSERT, project, fields.alias, type_id(fields.alias, fields.name), *stored_fields(fields), builtin
     )
 
 
@@ -80,11 +70,9 @@ async def insert_builtins(db: Database, *, project: str) -> None:
         await insert(db, project=project, fields=fields, builtin=True)
 
 
-async def update(db: Database, *, project: str, fields: RelationTypeFields) -> Record | None:
-    return await db.fetchrow(
-        UPDATE,
-        project,
-        fields.alias,
+def stored_fields(fields: RelationTypeFields) -> tuple[str, str, str, bool, bool, str]:
+    """The columns after (project, alias[, type_id]) of INSERT and UPDATE, in their order."""
+    return (
         fields.name,
         fields.parent_object_type,
         fields.child_object_type,
@@ -92,6 +80,10 @@ async def update(db: Database, *, project: str, fields: RelationTypeFields) -> R
         fields.is_dependency,
         fields.cardinality,
     )
+
+
+async def update(db: Database, *, project: str, fields: RelationTypeFields) -> Record | None:
+    return await db.fetchrow(UPDATE, project, fields.alias, *stored_fields(fields))
 
 
 async def has_parent_with_several_children(db: Database, *, project: str, alias: str) -> bool:

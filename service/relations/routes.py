@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from starlette.convertors import StringConvertor, register_url_convertor
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -11,7 +12,7 @@ from service.bodies import path_guid, query_bool, read_json_object
 from service.db import Record
 from service.endpoint import Context, api_route
 from service.errors import BadRequest, RelationNotFound, RelationTypeNotFound, invalid_relation
-from service.fields import alias_problem
+from service.fields import RESERVED_ALIASES, alias_problem
 from service.hal import paged
 from service.relation_types import queries as type_queries
 from service.relations import model, queries
@@ -196,7 +197,19 @@ routes: list[Route] = [
     api_route("/relation/related/{guid}", list_related, method="GET", name="relations:related", scope=READ),
 ]
 
+
+class TypeAlias(StringConvertor):
+    """A path segment that is not a reserved word (fields.RESERVED_ALIASES): `/relation/import` is the
+    import's path only, so its `Allow` is POST, not also this route's GET."""
+
+    regex = "(?!(?i:" + "|".join(sorted(RESERVED_ALIASES)) + ")$)[^/]+"
+
+
+register_url_convertor("type_alias", TypeAlias())
+
 # After the relation-type routes (`/relation/type` must not be read as an alias).
 alias_routes: list[Route] = [
-    api_route("/relation/{alias}", list_by_type, method="GET", name="relations:list-by-type", scope=READ),
+    api_route(
+        "/relation/{alias:type_alias}", list_by_type, method="GET", name="relations:list-by-type", scope=READ
+    ),
 ]
