@@ -187,10 +187,10 @@ class Pool:
         if self._database.is_connected:
             await self._database.disconnect()
 
-    def connection(self) -> Lent:
-        """`async with pool.connection() as raw:` asyncpg's connection for the block (`Unreached` when
-        none can be had; failures inside the block as they are)."""
-        return Lent(self)
+    def connection(self) -> Held:
+        """`async with pool.connection() as raw:` asyncpg's connection for the block, the caller's own
+        (`Unreached` when none can be had; failures inside the block as they are)."""
+        return Held(self)
 
     async def run(self, call: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
         """`call` on a connection of this pool."""
@@ -222,6 +222,42 @@ class Lent:
     async def __aexit__(self, *exc: Any) -> None:
         self._pool.in_use -= 1
         await self._lent.__aexit__(*exc)
+
+
+class Held:
+    """A connection for a block, lent to a task of its own that holds it until the block ends.
+    `databases` lends one connection per task: a block in which the same task also runs statements of
+    its own (a test client serving requests in the test's task while an export is open) must not be
+    handed the block's connection for them."""
+
+    __slots__ = ("_done", "_given", "_holder", "_pool")
+
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
+
+    async def __aenter__(self) -> asyncpg.Connection:
+        self._given: asyncio.Future[asyncpg.Connection] = asyncio.get_running_loop().create_future()
+        self._done = asyncio.Event()
+        self._holder = asyncio.create_task(self._hold())
+        try:
+            return await self._given
+        except BaseException:
+            self._holder.cancel()
+            raise
+
+    async def _hold(self) -> None:
+        try:
+            async with Lent(self._pool) as raw:
+                self._given.set_result(raw)
+                await self._done.wait()
+        except BaseException as error:
+            if self._given.done():
+                raise
+            self._given.set_exception(error)
+
+    async def __aexit__(self, *exc: Any) -> None:
+        self._done.set()
+        await self._holder
 
 
 def _answer(error: Exception) -> Exception:
@@ -330,7 +366,7 @@ class Database:
                 async with current[1].transaction():
                     yield
                 return
-            async with self.primary.connection() as raw, raw.transaction():
+            async with Lent(self.primary) as raw, raw.transaction():
                 token = _TRANSACTION.set((self, raw))
                 try:
                     yield
