@@ -105,7 +105,7 @@ async def scans(server: Server) -> int:
     return found
 
 
-async def eventually(check: object, seconds: float = 15) -> None:
+async def eventually(check: object, seconds: float = 30) -> None:
     """Until `check()` (async, returning bool) holds, bounded."""
     deadline = time.monotonic() + seconds
     while not await check():  # type: ignore[operator]
