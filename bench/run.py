@@ -489,6 +489,12 @@ def main(argv: list[str] | None = None) -> int:
         route(
             "mixed: 70% GET/20% POST/10% PATCH, 32 conns", service, Load("mixed", (files["reads"], lists_arg))
         )
+        contention: dict[str, Any] = {}
+        if has_lists and bench.wanted("contention"):
+            from bench import contention as contention_test
+
+            contention = contention_test.run(service.url, keys[seed.MAIN_PROJECT], keys[seed.LOAD_PROJECT])
+            log(f"  {contention['summary'][0]}")
     if bench.wanted("pgbouncer-id") or bench.wanted("pgbouncer-post"):
         rows.extend(pgbouncer_rows(bench, url, files, headers, logs))
     memory: dict[str, Any] = {}
@@ -547,6 +553,9 @@ def main(argv: list[str] | None = None) -> int:
     if reliability:
         lines.append("")
         lines.extend(reliability["summary"])
+    if contention:
+        lines.append("")
+        lines.extend(contention["summary"])
     lines.append("")
     lines.extend(targets(rows, refs, scale, small_scale, memory))
     if bench.wanted(BULK):
@@ -567,7 +576,11 @@ def main(argv: list[str] | None = None) -> int:
         )
     )
     log(f"raw results in {bench.out} ({time.monotonic() - started:.0f} s)")
-    failed = reliability.get("ok") is False or any(r.errors for r in bench.results if r.name != "memory")
+    failed = (
+        reliability.get("ok") is False
+        or contention.get("ok") is False
+        or any(r.errors for r in bench.results if r.name != "memory")
+    )
     return 1 if failed else 0
 
 

@@ -119,17 +119,20 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     if embedded:
         write_dev_key(settings, url)
-    scheme = "https" if args.ssl_certfile else "http"
-    print(f"Serving on {scheme}://{args.host}:{args.port} — docs at /docs", flush=True)
+    host = args.host or settings.host
+    port = settings.port if args.port is None else args.port
+    certfile = args.ssl_certfile or settings.tls_cert
+    scheme = "https" if certfile else "http"
+    print(f"Serving on {scheme}://{host}:{port} — docs at /docs", flush=True)
     uvicorn.run(
         "service.app:create_app",
         factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
+        host=host,
+        port=port,
+        workers=args.workers or settings.workers,
         loop="uvloop",
         http="service.serving:GuardedHttpTools",
-        log_level=os.environ.get("RELATIONS_LOG_LEVEL", "warning"),
+        log_level=settings.log_level,
         access_log=False,
         timeout_graceful_shutdown=30,
         server_header=False,  # no `server: uvicorn` on every answer
@@ -142,8 +145,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         # X-Forwarded-* are applied by the app itself (service/middleware.py: TrustedProxies), which
         # also honours X-Forwarded-Host; uvicorn's own handling would hide the proxy's address from it.
         proxy_headers=False,
-        ssl_certfile=args.ssl_certfile,
-        ssl_keyfile=args.ssl_keyfile,
+        ssl_certfile=certfile,
+        ssl_keyfile=args.ssl_keyfile or settings.tls_key,
     )
     return 0
 
@@ -349,11 +352,12 @@ def parser() -> argparse.ArgumentParser:
     commands = root.add_subparsers(dest="command", required=True)
 
     serve_cmd = commands.add_parser("serve", help="serve the HTTP API")
-    serve_cmd.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
-    serve_cmd.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
-    serve_cmd.add_argument("--workers", type=int, default=int(os.environ.get("WORKERS", "1")))
-    serve_cmd.add_argument("--ssl-certfile", default=os.environ.get("RELATIONS_TLS_CERT") or None)
-    serve_cmd.add_argument("--ssl-keyfile", default=os.environ.get("RELATIONS_TLS_KEY") or None)
+    # Defaults from the settings (HOST, PORT, WORKERS, RELATIONS_TLS_CERT, RELATIONS_TLS_KEY).
+    serve_cmd.add_argument("--host", default=None)
+    serve_cmd.add_argument("--port", type=int, default=None)
+    serve_cmd.add_argument("--workers", type=int, default=None)
+    serve_cmd.add_argument("--ssl-certfile", default=None)
+    serve_cmd.add_argument("--ssl-keyfile", default=None)
     serve_cmd.set_defaults(run=serve)
 
     commands.add_parser("migrate", help="apply schema.sql").set_defaults(run=run_migrate)

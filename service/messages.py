@@ -24,7 +24,6 @@ INVALID_PAGE = "Query parameter 'page' must be an integer of at least 1."
 INVALID_PAGE_SIZE = "Query parameter 'pageSize' must be an integer from 1 to 1000."
 INVALID_GUID = "'{value}' is not a valid GUID."
 INVALID_BOOLEAN = "Query parameter '{name}' must be 'true' or 'false'."
-INVALID_PROJECT_ALIAS = "Project alias '{alias}' is not valid."
 TOO_MANY_IDS = "At most {limit} ids may be given."
 MISSING_IDS = "Give at least one id."
 
@@ -47,6 +46,10 @@ RELATION_TYPE_DUPLICATE = "A relation type with this alias already exists."
 RELATION_TYPE_BUILTIN = "Built-in relation type '{alias}' cannot be deleted."
 RELATION_TYPE_IN_USE = (
     "Relation type '{alias}' still has {count} relation(s); delete them first or pass force=true."
+)
+RELATION_TYPE_GAINED_RELATIONS = (
+    "Relation type '{alias}' gained relations while it was being deleted; "
+    "delete them first or pass force=true."
 )
 CARDINALITY_ONE_CONFLICT = "Some parents have several children of this type."
 

@@ -138,7 +138,7 @@ def test_generated_client_creates_reads_lists_and_deletes(generated: ModuleType,
         assert created.comment == "from a generated client"
         assert response.headers["location"] == created.field_links.self_.href
 
-        read = get.sync(client=client, id=created.field_id)
+        read = get.sync(client=client, id_or_alias=created.field_id)
         assert isinstance(read, models.Relation)
         assert read.to_dict() == created.to_dict()
 
@@ -147,16 +147,19 @@ def test_generated_client_creates_reads_lists_and_deletes(generated: ModuleType,
         assert listed.field_total_items == 1
         assert [relation.field_id for relation in listed.field_embedded.relations] == [created.field_id]
 
-        deleted = delete.sync(client=client, id=created.field_id)
+        deleted = delete.sync(client=client, id_or_alias=created.field_id)
         assert isinstance(deleted, models.Relation)
         assert deleted.field_id == created.field_id
 
-        gone = get.sync_detailed(client=client, id=created.field_id)
+        gone = get.sync_detailed(client=client, id_or_alias=created.field_id)
         assert gone.status_code == 404
         assert isinstance(gone.parsed, models.ErrorResponse)
         assert gone.parsed.error.code == models.ErrorCode.NOTFOUND
         empty = by_parent.sync(client=client, guid=parent)
         assert empty.field_total_items == 0
+
+        by_type = get.sync(client=client, id_or_alias="relateDocumentOnCopy")
+        assert isinstance(by_type, models.RelationList)
 
 
 def test_generated_client_reads_relation_types(generated: ModuleType, live: LiveServer) -> None:

@@ -8,14 +8,13 @@ from contextlib import AsyncExitStack
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
-from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from service import messages
 from service.auth import READ, TYPES_WRITE, WRITE
 from service.bodies import media_type
 from service.bulk import service
-from service.endpoint import Context, api_route
+from service.endpoint import ApiRoute, Context, api_route
 from service.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 
 NDJSON = "application/x-ndjson"
@@ -45,8 +44,9 @@ async def export_relations(ctx: Context) -> Response:
 
 
 async def upload(request: Request, *, limit: int) -> AsyncIterator[bytes]:
-    """The body as it arrives. An upload that ends early (the client went away, or sent less than its
-    Content-Length) is an error, so the import stores nothing; RequestLimits cuts it off at `limit`."""
+    """The body as it arrives, cut off with 413 as soon as it passes `limit` (the route streams its
+    body, so this is its one size limit). An upload that ends early (the client went away, or sent less
+    than its Content-Length) is an error, so the import stores nothing."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(messages.BODY_TOO_LARGE.format(limit=limit))
@@ -54,6 +54,8 @@ async def upload(request: Request, *, limit: int) -> AsyncIterator[bytes]:
     try:
         async for chunk in request.stream():
             size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(messages.BODY_TOO_LARGE.format(limit=limit))
             yield chunk
     except ClientDisconnect:
         raise BadRequest(messages.IMPORT_DISCONNECTED) from None
@@ -74,10 +76,11 @@ async def import_relations(ctx: Context) -> Response:
     return ctx.hal(outcome.body())
 
 
-# Before `/relation/{alias}`: `export` and `import` are reserved words (fields.RESERVED_ALIASES).
-routes: list[Route] = [
+# `export` and `import` become reserved words by being declared here (service/reserved.py).
+routes: list[ApiRoute] = [
     api_route("/relation/export", export_relations, method="GET", name="relations:export", scope=READ),
+    # The upload streams: no Idempotency-Key (a replay would need the whole body to compare).
     api_route(
-        "/relation/import", import_relations, method="POST", name=IMPORT_ROUTE, scope=WRITE, idempotency=False
+        "/relation/import", import_relations, method="POST", name=IMPORT_ROUTE, scope=WRITE, streams_body=True
     ),
 ]

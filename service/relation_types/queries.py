@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncpg
 
+from service import messages
 from service.db import Database, Record
+from service.errors import Conflict
 from service.relation_types.model import BUILTINS, RelationTypeFields, type_id
 
 COLUMNS = """alias, type_id, name, parent_object_type, child_object_type, is_bidirectional,
@@ -38,10 +40,6 @@ GROUP BY parent HAVING count(*) > 1 LIMIT 1
 DELETE = "DELETE FROM relation_type WHERE project = $1 AND alias = $2 RETURNING alias"
 DELETE_RELATIONS = "DELETE FROM relation WHERE project = $1 AND type_alias = $2"
 COUNT_RELATIONS = "SELECT count(*) FROM relation WHERE project = $1 AND type_alias = $2"
-
-
-class TypeInUse(Exception):
-    """The type still has relations."""
 
 
 async def list_page(db: Database, *, project: str, limit: int, offset: int) -> tuple[list[Record], int]:
@@ -95,11 +93,12 @@ async def count_relations(db: Database, *, project: str, alias: str) -> int:
 
 
 async def delete(db: Database, *, project: str, alias: str, force: bool) -> bool:
-    """Delete the type (and, with `force`, its relations). Raises TypeInUse when relations remain
-    (the foreign key decides, so a relation created meanwhile is never orphaned)."""
+    """Delete the type (and, with `force`, its relations). 409 when relations remain: the foreign key
+    decides, so a relation created meanwhile (by a writer that did not wait for the type's lock) is
+    never orphaned."""
     if force:
         await db.execute(DELETE_RELATIONS, project, alias)
     try:
         return await db.fetchval(DELETE, project, alias) is not None
     except asyncpg.ForeignKeyViolationError:
-        raise TypeInUse() from None
+        raise Conflict(messages.RELATION_TYPE_GAINED_RELATIONS.format(alias=alias)) from None
