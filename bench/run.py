@@ -345,6 +345,32 @@ class Bench:
         }
 
 
+def pgbouncer_rows(
+    bench: Bench, url: str, files: dict[str, str], headers: dict[str, str], logs: Path
+) -> list[Row]:
+    """The by-id read and the create through pgbouncer in transaction pooling mode
+    (RELATIONS_PGBOUNCER=transaction: no statement cache), against the same run's direct figures."""
+    from tests import pgbouncer
+
+    if pgbouncer.binary() is None:
+        log("no pgbouncer installed: skipping the pgbouncer rows")
+        return []
+    log("through pgbouncer (transaction pooling)")
+    rows: list[Row] = []
+    mode = {"RELATIONS_PGBOUNCER": "transaction"}
+    with (
+        pgbouncer.running(url) as through,
+        servers.service(through, logs / "service-pgbouncer.log", extra=mode) as pooled,
+    ):
+        for name, label, what in (
+            ("pgbouncer-id", "GET /relation/{id} via pgbouncer", Load("paths", (files["ids"],))),
+            ("pgbouncer-post", "POST /relation via pgbouncer", Load("post", ("umbDocument",))),
+        ):
+            if bench.wanted(name):
+                rows.append(Row(f"{name}: {label}", bench.measure(name, pooled.url, what, headers)))
+    return rows
+
+
 BULK = "bulk"
 
 
@@ -495,6 +521,8 @@ def main(argv: list[str] | None = None) -> int:
 
             contention = contention_test.run(service.url, keys[seed.MAIN_PROJECT], keys[seed.LOAD_PROJECT])
             log(f"  {contention['summary'][0]}")
+    if bench.wanted("pgbouncer-id") or bench.wanted("pgbouncer-post"):
+        rows.extend(pgbouncer_rows(bench, url, files, headers, logs))
     memory: dict[str, Any] = {}
     reliability: dict[str, Any] = {}
     if (args.memory_requests and bench.wanted("memory")) or (

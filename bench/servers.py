@@ -94,9 +94,10 @@ class Server:
         self.stop()
 
 
-def service(database_url: str, log: Path, pool: int = 10) -> Server:
+def service(database_url: str, log: Path, pool: int = 10, extra: dict[str, str] | None = None) -> Server:
     """`relations serve`: 1 uvicorn worker, uvloop, httptools, no access log, log level warning."""
     env = {
+        **(extra or {}),
         "DATABASE_URL": database_url,
         "RELATIONS_POOL_MIN": str(pool),
         "RELATIONS_POOL_MAX": str(pool),

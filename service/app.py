@@ -142,7 +142,8 @@ async def start_database(url: str, db: Database, *, wait_seconds: int) -> None:
     try:
         await when_reachable(attempt, wait_seconds=wait_seconds)
     except DatabaseUnreachable as error:
-        raise RuntimeError(f"cannot start: the database is unreachable ({error})") from None
+        hint = messages.PGBOUNCER_HINT if "unsupported startup parameter" in str(error) else ""
+        raise RuntimeError(f"cannot start: the database is unreachable ({error}){hint}") from None
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -151,10 +152,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
         raise RuntimeError("DATABASE_URL is not set (`relations serve` starts an embedded PostgreSQL)")
     db = Database(
         settings.database_url,
+        read_urls=settings.database_read_urls,
         min_size=settings.pool_min_size,
         max_size=settings.pool_max_size,
         statement_timeout_ms=settings.statement_timeout_ms,
         session=NOTIFY_AFTER_COMMIT,
+        pgbouncer=settings.pgbouncer == "transaction",
+        max_lag_ms=settings.replica_max_lag_ms,
+        replica_retry_seconds=settings.replica_retry_seconds,
+        listen_url=settings.database_listen_url,
     )
 
     listener = Listener(db)
@@ -177,6 +183,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             ),
         ]
         await webhooks.start()
+        if db.replicas:
+            await db.sample_once()  # know the replicas before the first request
+            chores.append(asyncio.create_task(db.sample_replicas()))
         if metrics.multiprocess_mode():
             chores.append(asyncio.create_task(metrics.keep_pool_current(db)))
         # Start-up objects (modules, routes, settings) never die: out of the collector's way, so its

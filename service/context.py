@@ -15,7 +15,7 @@ from starlette.responses import Response
 from service import messages
 from service.auth import Principal
 from service.bodies import parse_json
-from service.db import Database
+from service.db import Database, Reading
 from service.errors import BadRequest
 from service.hal import HalResponse, Links, Paging, links_for
 
@@ -35,6 +35,8 @@ class Context:
         self.headers = headers
         # The raw body, read once and size-limited by the body step (b"" for a request without one).
         self.body = b""
+        # `Relations-Min-Revision` of a read (SPEC §12), parsed by the read's revision step.
+        self.min_revision: int | None = None
         self._json: Any = _UNPARSED
 
     @property
@@ -49,6 +51,11 @@ class Context:
     @property
     def path(self) -> dict[str, Any]:
         return self.request.path_params
+
+    def reading(self) -> Reading:
+        """Marks the statements of a block as this request's reads: GET handlers are in one already;
+        a response streamed after its handler returned (a feed) enters one itself."""
+        return self.db.reading(self.min_revision)
 
     def paging(self) -> Paging:
         return Paging.from_request(self.request)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import time
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from service.db import Database
 from service.errors import ServiceUnavailable
 from service.hal import HalResponse
+from service.replicas import describe
 
 
 async def live(request: Request) -> Response:
@@ -15,9 +19,16 @@ async def live(request: Request) -> Response:
 
 
 async def ready(request: Request) -> Response:
-    if not await request.app.state.db.ping():
+    """Ready when the primary answers; the replicas are reported (a replica that is down is skipped by
+    reads, so it does not make the worker unready)."""
+    db: Database = request.app.state.db
+    if not await db.ping():
         raise ServiceUnavailable()
-    return HalResponse({"status": "ready"})
+    body: dict[str, object] = {"status": "ready"}
+    if db.replicas:
+        now = time.monotonic()
+        body["replicas"] = [describe(replica, now) for replica in db.replicas]
+    return HalResponse(body)
 
 
 routes = [

@@ -55,6 +55,13 @@ CARDINALITY_ONE_CONFLICT = "Some parents have several children of this type."
 
 # --- Reliability and operations (issue 8) ---
 DATABASE_TIMEOUT = "The database did not answer in time; retry shortly."
+PGBOUNCER_HINT = (
+    "; a pooler in transaction pooling mode (pgbouncer) refuses startup parameters:"
+    " set RELATIONS_PGBOUNCER=transaction"
+)
+REVISION_INVALID = (
+    "{header} must be a revision token as a write answered it in Relations-Revision (such as 16B374D848)."
+)
 INVALID_VALUE = "A value in the request cannot be stored (out of range, or contains NUL characters)."
 NUL_IN_URL = "The URL must not contain NUL characters."
 CORS_DISALLOWED = "Cross-origin request refused: {failures} not allowed."

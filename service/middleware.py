@@ -40,6 +40,7 @@ REQUEST_HEADERS = (
     "Idempotency-Key",
     "If-Match",
     "Umb-Project-Alias",
+    "Relations-Min-Revision",
     REQUEST_ID_HEADER,
 )
 EXPOSED_HEADERS = (
@@ -49,6 +50,7 @@ EXPOSED_HEADERS = (
     "Idempotent-Replayed",
     "RateLimit",
     "RateLimit-Policy",
+    "Relations-Revision",
     REQUEST_ID_HEADER,
 )
 

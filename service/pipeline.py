@@ -5,6 +5,8 @@
     credentials (401)        authenticate (failed authentications limited per client address, 429)
     project and scope (403)  authorise
     rate limit (429)         rate_limit: the credential's budget (service/rate_limits), before the body
+    revision (400)           a read: `Relations-Min-Revision`, and its statements marked as reads
+                             (replicas); a write: `Relations-Revision` on its success (SPEC §12)
     (writes)                 announce_write: once the write succeeded, the change feed is told
     body (413)               read_body: the body, read once and size-limited once, into `ctx.body`
     queue                    wait_in_queue: edits of one resource (a child list) queue in this worker
@@ -27,7 +29,7 @@ from collections.abc import Awaitable, Callable, Hashable
 from starlette.requests import Request
 from starlette.responses import Response
 
-from service import messages
+from service import messages, revisions
 from service.auth import Authenticator
 from service.bodies import read_limited
 from service.context import Context, Handler, Operation
@@ -46,7 +48,16 @@ WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # The headers the checks read, picked in one pass over the raw list: building Starlette's Headers and
 # looking each one up cost more than the rest of a by-id read's Python. First occurrence wins, as in
 # Headers.get.
-CHECKED_HEADERS = frozenset({b"authorization", b"api-key", b"api-version", b"accept", b"umb-project-alias"})
+CHECKED_HEADERS = frozenset(
+    {
+        b"authorization",
+        b"api-key",
+        b"api-version",
+        b"accept",
+        b"umb-project-alias",
+        b"relations-min-revision",
+    }
+)
 
 
 def checked_headers(request: Request) -> dict[str, str]:
@@ -119,6 +130,26 @@ async def rate_limit(ctx: Context, call_next: Handler) -> Response:
     return await call_next(ctx)
 
 
+async def read_revision(ctx: Context, call_next: Handler) -> Response:
+    """A read sees at least the write whose `Relations-Revision` it carries, on a replica that has
+    replayed it (and this worker's own writes), else on the primary."""
+    given = ctx.headers.get("relations-min-revision")
+    if given is not None:
+        ctx.min_revision = revisions.parse_header(given)
+    with ctx.db.reading(ctx.min_revision):
+        return await call_next(ctx)
+
+
+async def answer_revision(ctx: Context, call_next: Handler) -> Response:
+    """A write's success answers the revision that covers it, once it has committed."""
+    response = await call_next(ctx)
+    if 200 <= response.status_code < 300:
+        revision = await ctx.db.committed()
+        if revision is not None:
+            response.headers[revisions.HEADER] = revisions.render(revision)
+    return response
+
+
 async def read_body(ctx: Context, call_next: Handler) -> Response:
     ctx.body = await read_limited(ctx.request, limit=ctx.request.app.state.settings.max_body_bytes)
     return await call_next(ctx)
@@ -161,9 +192,11 @@ async def wait_in_queue(ctx: Context, call_next: Handler) -> Response:
 def steps_for(operation: Operation) -> list[Step]:
     """The operation's steps, in SPEC §2's order."""
     steps: list[Step] = [check_version, authenticate, authorise, rate_limit]
-    if operation.method in WRITE_METHODS:
-        steps.append(announce_write)
-    if operation.method in WRITE_METHODS and not operation.streams_body:
+    if operation.method not in WRITE_METHODS:
+        steps.append(read_revision)
+        return steps
+    steps += [answer_revision, announce_write]
+    if not operation.streams_body:
         steps.append(read_body)
         if operation.queue is not None:
             steps.append(wait_in_queue)

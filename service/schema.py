@@ -33,8 +33,10 @@ def schema_version(text: str) -> int:
 
 
 async def connect(url: str) -> asyncpg.Connection:
+    """A connection of its own (migrations, tools, tests); no statement cache, so it also works through
+    pgbouncer in transaction pooling mode."""
     plain, options = split_url(url)
-    return await asyncpg.connect(plain, **options)
+    return await asyncpg.connect(plain, statement_cache_size=0, **options)
 
 
 async def migrate(url: str) -> bool:

@@ -122,6 +122,12 @@ def _fraction_seconds(name: str, raw: str) -> float:
     return value
 
 
+def _pgbouncer(name: str, raw: str) -> str:
+    if raw.lower() != "transaction":
+        raise InvalidSetting(f"{name} must be 'transaction' (pgbouncer in transaction pooling mode) or unset")
+    return "transaction"
+
+
 def setting(variable: str, default: Any, parse: Callable[[str, str], Any] = _text) -> Any:
     """A field read from `variable` (unset or blank: `default`)."""
     metadata = {"variable": variable, "parse": parse}
@@ -183,6 +189,12 @@ class Settings:
     webhook_max_attempts: int = setting("RELATIONS_WEBHOOK_MAX_ATTEMPTS", 11, _int(low=1))
     webhook_concurrency: int = setting("RELATIONS_WEBHOOK_CONCURRENCY", 16, _int(low=1))
     webhook_poll_seconds: float = setting("RELATIONS_WEBHOOK_POLL_SECONDS", 5.0, _fraction_seconds)
+    # Replicas and pgbouncer (SPEC §12).
+    database_read_urls: tuple[str, ...] = setting("DATABASE_READ_URLS", (), _list)
+    database_listen_url: str | None = setting("DATABASE_LISTEN_URL", None)
+    replica_max_lag_ms: int = setting("RELATIONS_REPLICA_MAX_LAG_MS", 100, _int(low=0))
+    replica_retry_seconds: int = setting("RELATIONS_REPLICA_RETRY_SECONDS", 5, _int(low=1))
+    pgbouncer: str | None = setting("RELATIONS_PGBOUNCER", None, _pgbouncer)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -63,11 +63,16 @@ def database_url() -> Iterator[str]:
         asyncio.run(_admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+def make_settings(**values: Any) -> Settings:
+    """Settings for a test's app: through pgbouncer (`make test-pgbouncer`) in its mode."""
+    return Settings(pgbouncer=os.environ.get("RELATIONS_PGBOUNCER") or None, **values)
+
+
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
     # Webhooks: a key to seal their secrets, receivers on 127.0.0.1 allowed; no sender in the shared
     # app (tests/webhooks start their own, with short timings).
-    return Settings(
+    return make_settings(
         database_url=database_url,
         key_cache_seconds=0,
         secret_key=TEST_SECRET_KEY,

@@ -35,7 +35,7 @@ from service.errors import Unauthorized
 from service.projects import queries as project_queries
 from service.projects.service import SCOPES, create_key, create_project, key_digest
 from service.settings import InvalidSetting, Settings
-from tests.conftest import Lookups, error_of, guid
+from tests.conftest import Lookups, error_of, guid, make_settings
 
 SECRET = "test-secret-of-at-least-thirty-two-bytes!"
 ISSUER = "https://issuer.test/"
@@ -196,7 +196,7 @@ def jwt_settings(database_url: str, **changes: Any) -> Settings:
         "pool_max_size": 4,
     }
     values.update(changes)
-    return Settings(**values)
+    return make_settings(**values)
 
 
 @asynccontextmanager
@@ -594,7 +594,7 @@ async def test_revoked_key_fails_at_once_without_cache(
 async def test_revoked_key_fails_once_the_cache_expires(
     database_url: str, db: Database, creds: Credentials
 ) -> None:
-    settings = Settings(database_url=database_url, key_cache_seconds=1, pool_min_size=1, pool_max_size=2)
+    settings = make_settings(database_url=database_url, key_cache_seconds=1, pool_min_size=1, pool_max_size=2)
     async with serving(create_app(settings)) as client:
         new = await create_key(db, project=creds.alias, scopes=list(SCOPES))
         assert (await client.get("/relation/type", headers={"Api-Key": new.key})).status_code == 200

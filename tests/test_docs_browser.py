@@ -47,11 +47,13 @@ CHROMIUM_ARGS = [
 
 
 def spec_operations() -> dict[str, tuple[str, str]]:
-    """operationId → (METHOD, path)."""
+    """operationId → (METHOD, path), with the webhooks' deliveries (OpenAPI 3.1 `webhooks`, which the
+    page lists under their names) beside the paths."""
     spec = yaml.safe_load((ROOT / "openapi.yaml").read_text())
+    items = {**spec["paths"], **spec.get("webhooks", {})}
     return {
         operation["operationId"]: (method.upper(), path)
-        for path, item in spec["paths"].items()
+        for path, item in items.items()
         for method, operation in item.items()
         if method in HTTP_METHODS
     }

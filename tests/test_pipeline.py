@@ -203,13 +203,14 @@ async def test_idempotency_step_without_a_key_is_the_handler() -> None:
 def test_steps_in_spec_order() -> None:
     read = Operation("GET", _nothing, "t", READ)
     checks = [pipeline.check_version, pipeline.authenticate, pipeline.authorise, pipeline.rate_limit]
-    assert pipeline.steps_for(read) == checks
+    assert pipeline.steps_for(read) == [*checks, pipeline.read_revision]
     edit = Operation("PATCH", _nothing, "t", WRITE, queue=lambda ctx: "list")
     assert pipeline.steps_for(edit) == [
         pipeline.check_version,
         pipeline.authenticate,
         pipeline.authorise,
         pipeline.rate_limit,
+        pipeline.answer_revision,
         pipeline.announce_write,
         pipeline.read_body,
         pipeline.wait_in_queue,
@@ -218,4 +219,4 @@ def test_steps_in_spec_order() -> None:
     write = Operation("POST", _nothing, "t", WRITE)
     assert pipeline.wait_in_queue not in pipeline.steps_for(write)
     streamed = Operation("POST", _nothing, "t", WRITE, streams_body=True)
-    assert pipeline.steps_for(streamed) == [*checks, pipeline.announce_write]
+    assert pipeline.steps_for(streamed) == [*checks, pipeline.answer_revision, pipeline.announce_write]

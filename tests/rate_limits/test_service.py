@@ -19,7 +19,7 @@ from service.projects.service import SCOPES, create_key
 from service.rate_limits import queries
 from service.rate_limits.policy import RatePolicy
 from service.settings import Settings
-from tests.conftest import Lookups, MakeProject, error_of
+from tests.conftest import Lookups, MakeProject, error_of, make_settings
 from tests.test_auth import SECRET, claims_for, hs256, serving
 
 FIELD = re.compile(r'"(?P<name>[a-z-]+)";r=(?P<r>\d+);t=(?P<t>\d+)')
@@ -36,7 +36,7 @@ def limited(database_url: str, **changes: Any) -> Settings:
         "jwt_audience": None,
     }
     values.update(changes)
-    return Settings(**values)
+    return make_settings(**values)
 
 
 @pytest.fixture(scope="module")
