@@ -17,7 +17,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route
 from starlette.types import ASGIApp
 
-from service import docs, health, messages, metrics
+from service import cursors, docs, health, messages, metrics
 from service.auth import Authenticator
 from service.child_lists.routes import routes as child_list_routes
 from service.db import Database
@@ -156,6 +156,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         assert settings.database_url
         await start_database(settings.database_url, db, wait_seconds=settings.startup_wait_seconds)
+        app.state.cursors = await cursors.load(db)
         chores = [asyncio.create_task(prune_forever(db, hours=settings.idempotency_hours))]
         if metrics.MULTIPROCESS_DIR is not None:
             chores.append(asyncio.create_task(metrics.keep_pool_current(db)))

@@ -5,7 +5,7 @@ paths (404) and wrong methods (405) before any of this."""
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -16,9 +16,10 @@ from starlette.routing import Route
 
 from service import messages
 from service.auth import TYPES_WRITE, Authenticator, Principal
-from service.db import Database
+from service.cursors import Cursors, ListKey, PageStart, Slice
+from service.db import Database, Record
 from service.errors import BadRequest, Forbidden
-from service.hal import HalResponse, Links, Paging, links_for
+from service.hal import Edges, HalResponse, Links, Paging, link_header, links_for, paged
 from service.idempotency.service import idempotent
 from service.projects.service import valid_project_alias
 
@@ -54,8 +55,58 @@ class Context:
     def hal(self, content: Any, status: int = 200, headers: dict[str, str] | None = None) -> HalResponse:
         return HalResponse(content, status_code=status, headers=headers)
 
+    def window(self, name: str, start: ListKey, *filters: object, first_page: bool = False) -> PageStart:
+        """Where this request's page of the list `name` (with `filters`) starts. `start` is a key
+        before the list's first item; a cursor is read against this list, page size and project.
+        `first_page`: the list's first page, whatever the query asks (an edit's answer)."""
+        paging = self.paging()
+        if first_page:
+            paging = Paging(1, paging.page_size)
+        scope = "\n".join(
+            (self.project, name, self.request.scope["path"], repr(filters), str(paging.page_size))
+        )
+        cursors: Cursors = self.request.app.state.cursors
+        return PageStart.of(
+            page=paging.page,
+            page_size=paging.page_size,
+            cursor=paging.cursor,
+            cursors=cursors,
+            scope=scope,
+            start=start,
+        )
+
+    def paged(
+        self, *, key: str, items: Sequence[Mapping[str, Any]], window: PageStart, page: Slice, key_of: KeyOf
+    ) -> dict[str, Any]:
+        """The HAL body of one page of a list, with cursor links after and before it."""
+        edges = None
+        if page.rows:
+            cursors: Cursors = self.request.app.state.cursors
+            edges = Edges(key_of(page.rows[0]), key_of(page.rows[-1]), page.more, cursors)
+        return paged(
+            self.request, self.links, key=key, items=items, total=page.total, window=window, edges=edges
+        )
+
+    def page(
+        self,
+        *,
+        key: str,
+        items: Sequence[Mapping[str, Any]],
+        window: PageStart,
+        page: Slice,
+        key_of: KeyOf,
+        headers: dict[str, str] | None = None,
+    ) -> HalResponse:
+        """`paged` as a response, its links also in a `Link` header."""
+        body = self.paged(key=key, items=items, window=window, page=page, key_of=key_of)
+        return self.hal(
+            body, headers={**(headers or {}), "Link": link_header(self.request, self.links, body)}
+        )
+
 
 Handler = Callable[[Context], Awaitable[Response]]
+# The key of a list's row in the list's order (what a cursor continues after).
+KeyOf = Callable[[Record], ListKey]
 
 
 # The headers the checks read, picked in one pass over the raw list: building Starlette's Headers and
@@ -116,7 +167,7 @@ class ApiRoute(Route):
 
 
 def api_route(path: str, handler: Handler, *, method: str, name: str, scope: str) -> ApiRoute:
-    """An authenticated API route for one method, requiring `scope`. Writes honour `Idempotency-Key`."""
+    """An authenticated API route for one method, requiring `scope`. Writes honour `Idempotency-ListKey`."""
     run = handler
     if method in WRITE_METHODS:
         invalid = messages.RELATION_TYPE_INVALID if scope == TYPES_WRITE else messages.RELATION_INVALID

@@ -25,6 +25,7 @@ from service.child_lists.bodies import (
     read_put,
 )
 from service.child_lists.planner import Plan, Window, WindowTooSmall
+from service.cursors import MIN_POSITION, ListKey, PageStart, Slice
 from service.db import Record
 from service.endpoint import ApiRoute, Context, api_route
 from service.errors import (
@@ -38,7 +39,7 @@ from service.errors import (
     invalid_relation_type,
 )
 from service.fields import alias_problem
-from service.hal import Paging, paged
+from service.hal import link_header
 from service.relation_types import queries as type_queries
 from service.relation_types.model import UNKNOWN, RelationTypeFields, object_type_problem
 from service.relations.model import represent_page
@@ -245,8 +246,8 @@ async def apply_edit(ctx: Context, target: Target, edit: Edit) -> Plan:
 
 
 async def insert_at_end(
-    ctx: Context, target: Target, edit: Edit, paging: Paging
-) -> tuple[Plan, list[Record], int, str] | None:
+    ctx: Context, target: Target, edit: Edit, window: PageStart
+) -> tuple[Plan, Slice, str] | None:
     """One new child at the start or the end, in one round trip with the answer's page: the usual
     edit. None when the edit is not that (a member to move, several items, cardinality one)."""
     if target.one or edit.kind not in ("connect", "add") or len(edit.items) != 1 or edit.disconnect:
@@ -262,28 +263,28 @@ async def insert_at_end(
         child=item.id,
         comment=item.comment or "",
         at_start=item.position.kind == "start",
-        limit=paging.page_size,
+        limit=window.page_size,
     )
     if done.inserted:
-        return Plan(added=1), done.rows, done.total, done.etag
+        return Plan(added=1), done.page, done.etag
     if edit.kind == "add" and done.room:  # a member already: an add leaves it where it is
-        return Plan(), done.rows, done.total, done.etag
+        return Plan(), done.page, done.etag
     return None
 
 
 async def perform(
-    ctx: Context, target: Target, edit: Edit, paging: Paging, json_api: bool
-) -> tuple[Plan, list[Record], int, str]:
+    ctx: Context, target: Target, edit: Edit, window: PageStart, json_api: bool
+) -> tuple[Plan, Slice | None, str]:
     """The edit, then the list's first page (none for JSON:API), size and ETag."""
-    fast = await insert_at_end(ctx, target, edit, paging)
+    fast = await insert_at_end(ctx, target, edit, window)
     if fast is not None:
         return fast
     plan = await apply_edit(ctx, target, edit)
     where: dict[str, Any] = {"project": target.project, "alias": target.alias, "parent": target.parent}
     if json_api:
-        return plan, [], 0, await queries.current_etag(ctx.db, **where)
-    rows, total, etag = await queries.page(ctx.db, **where, limit=paging.page_size, offset=0)
-    return plan, rows, total, etag
+        return plan, None, await queries.current_etag(ctx.db, **where)
+    page, etag = await queries.page(ctx.db, **where, window=window)
+    return plan, page, etag
 
 
 # --- handlers ---
@@ -302,28 +303,30 @@ def list_queue(project: str, alias: str, parent: uuid.UUID) -> asyncio.Lock:
     return queue
 
 
-def list_body(ctx: Context, rows: list[Record], total: int, paging: Paging) -> dict[str, Any]:
-    items = represent_page(ctx.links, rows)
-    return paged(ctx.request, ctx.links, key="relations", items=items, total=total, paging=paging)
+# A list is read (and its cursors made) as GET reads it; an edit answers that list's first page.
+LIST_NAME = "child-lists:get"
+START: ListKey = (MIN_POSITION, 0)
+
+
+def by_position(row: Record) -> ListKey:
+    return (row["position"], row["id"])
 
 
 async def get_list(ctx: Context) -> Response:
     parent = path_guid(ctx.path["guid"])
     spec = read_alias(ctx.path["alias"])
-    paging = ctx.paging()
+    window = ctx.window(LIST_NAME, START)
     row = await type_queries.get(ctx.db, project=ctx.project, alias=spec.alias)
     if row is None:
         raise RelationTypeNotFound(spec.alias)
     check_spec(spec, row)
-    rows, total, etag = await queries.page(
-        ctx.db,
-        project=ctx.project,
-        alias=spec.alias,
-        parent=parent,
-        limit=paging.page_size,
-        offset=paging.offset,
+    page, etag = await queries.page(
+        ctx.db, project=ctx.project, alias=spec.alias, parent=parent, window=window
     )
-    return ctx.hal(list_body(ctx, rows, total, paging), headers={"ETag": etag})
+    items = represent_page(ctx.links, page.rows)
+    return ctx.page(
+        key="relations", items=items, window=window, page=page, key_of=by_position, headers={"ETag": etag}
+    )
 
 
 async def read_edit(ctx: Context) -> tuple[Edit, bool]:
@@ -347,7 +350,7 @@ async def edit_list(ctx: Context) -> Response:
     parent = path_guid(ctx.path["guid"])
     spec = read_alias(ctx.path["alias"])
     edit, json_api = await read_edit(ctx)
-    paging = Paging(1, ctx.paging().page_size)
+    window = ctx.window(LIST_NAME, START, first_page=True)
     async with list_queue(ctx.project, spec.alias, parent), ctx.db.transaction():
         row = await type_for_edit(ctx, spec, parent)
         if json_api:
@@ -359,12 +362,13 @@ async def edit_list(ctx: Context) -> Response:
                 ctx.db, project=ctx.project, alias=target.alias, parent=parent
             )
             check_if_match(if_match, current)
-        plan, rows, total, etag = await perform(ctx, target, edit, paging, json_api)
-    if json_api:
+        plan, page, etag = await perform(ctx, target, edit, window, json_api)
+    if json_api or page is None:
         return Response(status_code=204, headers={"ETag": etag})
-    body = list_body(ctx, rows, total, paging)
+    items = represent_page(ctx.links, page.rows)
+    body = ctx.paged(key="relations", items=items, window=window, page=page, key_of=by_position)
     body["_changes"] = plan.changes
-    return ctx.hal(body, headers={"ETag": etag})
+    return ctx.hal(body, headers={"ETag": etag, "Link": link_header(ctx.request, ctx.links, body)})
 
 
 routes: list[ApiRoute] = [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from service.cursors import PageStart, Slice, fetch, statements
 from service.db import Database, Record
 
 COLUMNS = "id, type_alias, parent, child, comment, created_at"
@@ -13,33 +14,108 @@ DEPENDENCY_TYPES = "SELECT alias FROM relation_type WHERE project = $1 AND is_de
 
 GET = f"SELECT {COLUMNS} FROM relation WHERE project = $1 AND id = $2"
 
-BY_TYPE = f"""
-SELECT {COLUMNS}, count(*) OVER () AS total FROM relation
-WHERE project = $1 AND type_alias = $2 ORDER BY id"""
-BY_TYPE_COUNT = "SELECT count(*) FROM relation WHERE project = $1 AND type_alias = $2"
+# Every list: its total from the counters schema.sql keeps (never a count of its rows) and a page in
+# the list's own order from an index in that order (cursors.statements). `PAGE_COLUMNS` carry what
+# the keys are made of.
+PAGE_COLUMNS = f"{COLUMNS}, position"
 
-BY_PARENT = f"""
-SELECT {COLUMNS}, count(*) OVER () AS total FROM relation
-WHERE project = $1 AND parent = $2 AND ($3::text IS NULL OR type_alias = $3)
-ORDER BY type_alias, position, id"""
-BY_PARENT_COUNT = """
-SELECT count(*) FROM relation WHERE project = $1 AND parent = $2 AND ($3::text IS NULL OR type_alias = $3)"""
+# GET /relation/{alias}: oldest first, by relation_by_type (project, type_alias, id).
+BY_TYPE = statements(
+    total="SELECT coalesce(sum(size), 0) AS total FROM type_count WHERE project = $1 AND type_alias = $2",
+    select=f"{PAGE_COLUMNS} FROM relation",
+    where="project = $1 AND type_alias = $2",
+    order=("id",),
+    key_at=3,
+)
 
-BY_CHILD = f"""
-SELECT {COLUMNS}, count(*) OVER () AS total FROM relation
-WHERE project = $1 AND child = $2 AND ($3::text IS NULL OR type_alias = $3)
-  AND (NOT $4 OR type_alias IN ({DEPENDENCY_TYPES}))
-ORDER BY id"""
-BY_CHILD_COUNT = f"""
-SELECT count(*) FROM relation WHERE project = $1 AND child = $2 AND ($3::text IS NULL OR type_alias = $3)
-  AND (NOT $4 OR type_alias IN ({DEPENDENCY_TYPES}))"""
+# GET /relation/parent/{guid}: by type, then position, by relation_by_parent; with ?relationType= the
+# one list (project, parent, type) by position.
+BY_PARENT = statements(
+    total="SELECT coalesce(sum(size), 0) AS total FROM child_list WHERE project = $1 AND parent = $2",
+    select=f"{PAGE_COLUMNS} FROM relation",
+    where="project = $1 AND parent = $2",
+    order=("type_alias", "position", "id"),
+    key_at=3,
+)
+BY_PARENT_OF_TYPE = statements(
+    total="""SELECT coalesce(max(size), 0) AS total FROM child_list
+             WHERE project = $1 AND parent = $2 AND type_alias = $3""",
+    select=f"{PAGE_COLUMNS} FROM relation",
+    where="project = $1 AND parent = $2 AND type_alias = $3",
+    order=("position", "id"),
+    key_at=4,
+)
 
-# The parent side, plus the child side of bidirectional types (the relation seen from its other end).
-RELATED_WHERE = """
-FROM relation WHERE project = $1 AND (parent = $2 OR (child = $2 AND type_alias IN (
-    SELECT alias FROM relation_type WHERE project = $1 AND is_bidirectional)))"""
-RELATED = f"SELECT {COLUMNS}, count(*) OVER () AS total {RELATED_WHERE} ORDER BY id"
-RELATED_COUNT = f"SELECT count(*) {RELATED_WHERE}"
+
+def _by_child(*, of_type: bool, dependency: bool) -> tuple[str, str]:
+    """GET /relation/child/{guid}, oldest first, by relation_by_child (project, child, id); the total
+    sums the child's counters over its types, joined with the types' current flags."""
+    where = ["project = $1 AND child = $2"]
+    counted = ["c.project = $1 AND c.child = $2"]
+    if of_type:
+        where.append("type_alias = $3")
+        counted.append("c.type_alias = $3")
+    if dependency:
+        where.append(f"type_alias IN ({DEPENDENCY_TYPES})")
+        counted.append("t.is_dependency")
+    return statements(
+        total=f"""SELECT coalesce(sum(c.size), 0) AS total FROM child_count AS c
+                  JOIN relation_type AS t ON t.project = c.project AND t.alias = c.type_alias
+                  WHERE {" AND ".join(counted)}""",
+        select=f"{PAGE_COLUMNS} FROM relation",
+        where=" AND ".join(where),
+        order=("id",),
+        key_at=4 if of_type else 3,
+    )
+
+
+BY_CHILD = {
+    (of_type, dependency): _by_child(of_type=of_type, dependency=dependency)
+    for of_type in (False, True)
+    for dependency in (False, True)
+}
+
+# GET /relation/related/{guid}: the parent side by type, then position (relation_by_parent), then the
+# child side of bidirectional types, oldest first (relation_by_child), without the self-relations the
+# parent side holds already. Keys are (side, type, position, id): (1, '', 0, id) on the child side.
+# Each page comes from at most two index ranges, the first read before the second (Append).
+RELATED_TOTAL = """
+SELECT (SELECT coalesce(sum(size), 0) FROM child_list WHERE project = $1 AND parent = $2)
+     + (SELECT coalesce(sum(c.size - c.loops), 0) FROM child_count AS c
+        JOIN relation_type AS t ON t.project = c.project AND t.alias = c.type_alias
+        WHERE c.project = $1 AND c.child = $2 AND t.is_bidirectional) AS total"""
+BIDIRECTIONAL_TYPES = "SELECT alias FROM relation_type WHERE project = $1 AND is_bidirectional"
+PARENT_SIDE = f"SELECT {PAGE_COLUMNS}, 0 AS side FROM relation WHERE project = $1 AND parent = $2"
+CHILD_SIDE = f"""
+SELECT {PAGE_COLUMNS}, 1 AS side FROM relation
+WHERE project = $1 AND child = $2 AND parent <> $2 AND type_alias IN ({BIDIRECTIONAL_TYPES})"""
+
+
+def _related(*parts: str) -> str:
+    return f"""
+WITH total AS ({RELATED_TOTAL})
+SELECT total.*, page.* FROM total LEFT JOIN LATERAL (
+    {" UNION ALL ".join(f"({part} LIMIT $7::bigint + $8::bigint)" for part in parts)}
+    LIMIT $7 OFFSET $8
+) AS page ON true"""
+
+
+# $3 side, $4 type, $5 position, $6 id, $7 limit, $8 offset.
+RELATED = {
+    (True, 0): _related(
+        f"{PARENT_SIDE} AND (type_alias, position, id) > ($4, $5, $6) ORDER BY type_alias, position, id",
+        f"{CHILD_SIDE} AND $3 = 0 ORDER BY id",
+    ),
+    (True, 1): _related(f"{CHILD_SIDE} AND $3 = 1 AND $4 = '' AND $5 = 0 AND id > $6 ORDER BY id"),
+    (False, 0): _related(
+        f"""{PARENT_SIDE} AND $3 = 0 AND (type_alias, position, id) < ($4, $5, $6)
+            ORDER BY type_alias DESC, position DESC, id DESC"""
+    ),
+    (False, 1): _related(
+        f"{CHILD_SIDE} AND $3 = 1 AND $4 = '' AND $5 = 0 AND id < $6 ORDER BY id DESC",
+        f"{PARENT_SIDE} ORDER BY type_alias DESC, position DESC, id DESC",
+    ),
+}
 
 REFERENCED = f"""
 SELECT DISTINCT child FROM relation
@@ -60,37 +136,28 @@ async def get(db: Database, *, project: str, relation_id: int) -> Record | None:
     return await db.fetchrow(GET, project, relation_id)
 
 
-async def by_type(
-    db: Database, *, project: str, alias: str, limit: int, offset: int
-) -> tuple[list[Record], int]:
-    return await db.fetch_page(BY_TYPE, BY_TYPE_COUNT, project, alias, limit=limit, offset=offset)
+async def by_type(db: Database, *, project: str, alias: str, window: PageStart) -> Slice:
+    return await fetch(db, BY_TYPE[not window.forward], (project, alias), window)
 
 
 async def by_parent(
-    db: Database, *, project: str, parent: uuid.UUID, alias: str | None, limit: int, offset: int
-) -> tuple[list[Record], int]:
-    return await db.fetch_page(BY_PARENT, BY_PARENT_COUNT, project, parent, alias, limit=limit, offset=offset)
+    db: Database, *, project: str, parent: uuid.UUID, alias: str | None, window: PageStart
+) -> Slice:
+    if alias is None:
+        return await fetch(db, BY_PARENT[not window.forward], (project, parent), window)
+    return await fetch(db, BY_PARENT_OF_TYPE[not window.forward], (project, parent, alias), window)
 
 
 async def by_child(
-    db: Database,
-    *,
-    project: str,
-    child: uuid.UUID,
-    alias: str | None,
-    dependency: bool,
-    limit: int,
-    offset: int,
-) -> tuple[list[Record], int]:
-    return await db.fetch_page(
-        BY_CHILD, BY_CHILD_COUNT, project, child, alias, dependency, limit=limit, offset=offset
-    )
+    db: Database, *, project: str, child: uuid.UUID, alias: str | None, dependency: bool, window: PageStart
+) -> Slice:
+    sql = BY_CHILD[alias is not None, dependency][not window.forward]
+    return await fetch(db, sql, (project, child) if alias is None else (project, child, alias), window)
 
 
-async def related(
-    db: Database, *, project: str, guid: uuid.UUID, limit: int, offset: int
-) -> tuple[list[Record], int]:
-    return await db.fetch_page(RELATED, RELATED_COUNT, project, guid, limit=limit, offset=offset)
+async def related(db: Database, *, project: str, guid: uuid.UUID, window: PageStart) -> Slice:
+    side = int(window.key[0])
+    return await fetch(db, RELATED[window.forward, side], (project, guid), window)
 
 
 async def referenced(db: Database, *, project: str, ids: list[uuid.UUID]) -> set[uuid.UUID]:
