@@ -6,8 +6,8 @@ import pytest
 from starlette.requests import Request
 from starlette.routing import Mount, Route
 
-from service.errors import BadRequest
 from service.cursors import Cursors, PageStart, Position
+from service.errors import BadRequest
 from service.hal import Edges, Links, Paging, link_header, paged, route_templates
 
 

@@ -95,7 +95,7 @@ def _related(*parts: str) -> str:
     return f"""
 WITH total AS ({RELATED_TOTAL})
 SELECT total.*, page.* FROM total LEFT JOIN LATERAL (
-    {" UNION ALL ".join(f"({part} LIMIT $7::bigint + $8::bigint)" for part in parts)}
+    SELECT * FROM ({" UNION ALL ".join(f"({part} LIMIT $7::bigint + $8::bigint)" for part in parts)}) AS sides
     LIMIT $7 OFFSET $8
 ) AS page ON true"""
 
