@@ -4,7 +4,10 @@ header, and a cursor that is not this list's is 400."""
 
 from __future__ import annotations
 
+import asyncio
+import random
 import re
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -259,3 +262,77 @@ async def test_an_edit_answers_with_cursor_links_of_the_list(client: httpx.Async
     assert 'rel="next"' in response.headers["link"]
     following = await get(client, lists.project, body["_links"]["next"]["href"])
     assert following["_page"] == 2 and len(following["_embedded"]["relations"]) == 2
+
+
+async def walk(client: httpx.AsyncClient, project: Project, href: str, rel: str, during: Any) -> list[str]:
+    """The child ids met following `rel` from `href`, running `during()` alongside every step."""
+    seen: list[str] = []
+    while href:
+        body, _ = await asyncio.gather(get(client, project, href), during())
+        items = body["_embedded"]["relations"]
+        seen.extend(item["childId"] for item in (items if rel == "next" else reversed(items)))
+        href = body["_links"].get(rel, {}).get("href")
+    return seen
+
+
+async def test_a_walk_under_concurrent_writes_never_repeats_nor_skips(
+    client: httpx.AsyncClient, project: Project
+) -> None:
+    """500 children; while a client walks them 25 at a time, others insert at the start, delete and
+    move. Every item there throughout (and never moved) is met exactly once, forward and back; new
+    items at most once. Moved items may be met where they were and where they went (their key, the
+    position, changed), so the list by type, ordered by id that a move leaves alone, is walked too."""
+    parent = guid()
+    initial = [guid() for _ in range(500)]
+    path = f"/relation/parent/{parent}/umbDocument"
+    assert (await client.put(path, json=initial, headers=project.headers)).status_code == 200
+    rng = random.Random(12)
+    volatile = rng.sample(initial, 150)
+    deleted, moved, added = volatile[:75], volatile[75:], []
+    stable = set(initial) - set(volatile)
+
+    async def write() -> None:
+        new = guid()
+        added.append(new)
+        connect = [{"id": new, "position": {"start": True}}]
+        if moved:
+            connect.append(
+                {
+                    "id": moved[len(added) % len(moved)],
+                    "position": rng.choice([{"start": True}, {"end": True}]),
+                }
+            )
+        response = await client.patch(path, json={"connect": connect}, headers=project.headers)
+        assert response.status_code == 200, response.text
+        if deleted:
+            gone = deleted.pop()
+            response = await client.patch(path, json={"disconnect": [gone]}, headers=project.headers)
+            assert response.status_code == 200
+
+    for rel in ("next", "prev"):
+        start = f"{path}?pageSize=25"
+        if rel == "prev":  # from the list's last page
+            last = await get(client, project, start)
+            while "next" in last["_links"]:
+                last = await get(client, project, last["_links"]["next"]["href"])
+            start = last["_links"]["self"]["href"]
+        deleted[:] = volatile[:75] if rel == "next" else []
+        seen = await walk(client, project, start, rel, write)
+        counted = Counter(seen)
+        assert stable <= set(seen), len(stable - set(seen))
+        repeated = {child for child, times in counted.items() if times > 1}
+        assert not repeated - set(moved), repeated
+    # The list by type (oldest first): a move changes no key, so nothing at all repeats.
+    by_type = await walk_type(client, project, write)
+    assert len(by_type) == len(set(by_type))
+    assert stable <= set(by_type)
+
+
+async def walk_type(client: httpx.AsyncClient, project: Project, during: Any) -> list[str]:
+    seen: list[str] = []
+    href: str | None = "/relation/umbDocument?pageSize=25"
+    while href:
+        body, _ = await asyncio.gather(get(client, project, href), during())
+        seen.extend(item["childId"] for item in body["_embedded"]["relations"])
+        href = body["_links"].get("next", {}).get("href")
+    return seen
