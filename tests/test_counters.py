@@ -41,7 +41,11 @@ SELECT
    WHERE r.project = $1 AND (r.parent = $2 OR (r.child = $2 AND t.is_bidirectional))) AS related"""
 OF_TYPE = """
 SELECT (SELECT count(*) FROM relation WHERE project = $1 AND parent = $2 AND type_alias = $3) AS parent,
-       (SELECT count(*) FROM relation WHERE project = $1 AND child = $2 AND type_alias = $3) AS child"""
+       (SELECT count(*) FROM relation WHERE project = $1 AND child = $2 AND type_alias = $3) AS child,
+       (SELECT count(*) FROM relation AS r
+        JOIN relation_type AS t ON t.project = r.project AND t.alias = r.type_alias
+        WHERE r.project = $1 AND r.type_alias = $3
+          AND (r.parent = $2 OR (r.child = $2 AND t.is_bidirectional))) AS related"""
 
 
 def run_state_machine(
@@ -206,6 +210,7 @@ def run_state_machine(
                     truth = wait(db.fetchrow(OF_TYPE, project.alias, uuid.UUID(entity), alias))
                     assert total(f"/relation/parent/{entity}?relationType={alias}") == truth["parent"]
                     assert total(f"/relation/child/{entity}?relationType={alias}") == truth["child"]
+                    assert total(f"/relation/related/{entity}?relationType={alias}") == truth["related"]
                     if alias != self.own or self.own_exists:
                         assert total(f"/relation/parent/{entity}/{alias}") == truth["parent"]
 

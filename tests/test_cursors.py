@@ -101,6 +101,7 @@ async def lists(client: httpx.AsyncClient, project: Project) -> Lists:
         "child-of-type": f"/relation/child/{child}?relationType={ALIAS}",
         "child-dependency": f"/relation/child/{child}?dependency=true",
         "related": f"/relation/related/{parent}",
+        "related-of-type": f"/relation/related/{parent}?relationType={ALIAS}",
         "types": "/relation/type",
         "child-list": f"/relation/parent/{parent}/{ALIAS}",
     }
@@ -135,6 +136,7 @@ EXPECTED_SIZES = {
     "child-of-type": 5,
     "child-dependency": 5,
     "related": 16,
+    "related-of-type": 11,
     "types": 7,
     "child-list": 6,
 }

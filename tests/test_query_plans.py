@@ -127,6 +127,8 @@ def page_cases(project: str) -> dict[str, tuple[str, tuple[Any, ...]]]:
     for (forward, side), sql in queries.RELATED.items():
         key = related_start if side == 0 else (1, "", 0, deep_id)
         cases[f"related/{forward}-{side}"] = (sql, (project, big, *key, PAGE, 0))
+        typed = queries.RELATED_OF_TYPE[forward, side]
+        cases[f"related-of-type/{forward}-{side}"] = (typed, (project, big, "umbDocument", *key, PAGE, 0))
     add("types", type_queries.LIST, (project,), ("",), ("umbMedia",))
     add("child-list", list_queries.PAGE, (project, big, "umbDocument"), (MIN_POSITION, 0), mid)
     return cases

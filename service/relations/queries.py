@@ -75,47 +75,63 @@ BY_CHILD = {
     for dependency in (False, True)
 }
 
+BIDIRECTIONAL_TYPES = "SELECT alias FROM relation_type WHERE project = $1 AND is_bidirectional"
+
+
+def _related(*, of_type: bool) -> dict[tuple[bool, int], str]:
+    """The four statements of GET /relation/related/{guid} (forward or back, from either side), with
+    or without `?relationType=` ($3 when given). Parameters after it: the key (side, type, position,
+    id), the limit and the offset."""
+    n = 4 if of_type else 3
+    side, kind, position, row, limit, offset = (f"${n + i}" for i in range(6))
+    only = " AND type_alias = $3" if of_type else ""
+    counted = " AND c.type_alias = $3" if of_type else ""
+    total = f"""
+SELECT (SELECT coalesce(sum(size), 0) FROM child_list WHERE project = $1 AND parent = $2{only})
+     + (SELECT coalesce(sum(c.size - c.loops), 0) FROM child_count AS c
+        JOIN relation_type AS t ON t.project = c.project AND t.alias = c.type_alias
+        WHERE c.project = $1 AND c.child = $2{counted} AND t.is_bidirectional) AS total"""
+    parent_side = f"SELECT {PAGE_COLUMNS}, 0 AS side FROM relation WHERE project = $1 AND parent = $2{only}"
+    child_side = f"""
+SELECT {PAGE_COLUMNS}, 1 AS side FROM relation
+WHERE project = $1 AND child = $2 AND parent <> $2{only} AND type_alias IN ({BIDIRECTIONAL_TYPES})"""
+    # Every key parameter appears in every statement (PostgreSQL must know its type); the checks of
+    # the side a statement is not about are constants (one-time filters).
+    on_child_side = f"{side} = 1 AND {kind} = '' AND {position} = 0"
+    parent_order = "type_alias{0}, position{0}, id{0}"
+
+    def statement(*parts: str) -> str:
+        sides = " UNION ALL ".join(f"({part} LIMIT {limit}::bigint + {offset}::bigint)" for part in parts)
+        return f"""
+WITH total AS ({total})
+SELECT total.*, page.* FROM total LEFT JOIN LATERAL (
+    SELECT * FROM ({sides}) AS sides LIMIT {limit} OFFSET {offset}
+) AS page ON true"""
+
+    return {
+        (True, 0): statement(
+            f"""{parent_side} AND (type_alias, position, id) > ({kind}, {position}, {row})
+                ORDER BY {parent_order.format("")}""",
+            f"{child_side} AND {side} = 0 ORDER BY id",
+        ),
+        (True, 1): statement(f"{child_side} AND {on_child_side} AND id > {row} ORDER BY id"),
+        (False, 0): statement(
+            f"""{parent_side} AND {side} = 0 AND (type_alias, position, id) < ({kind}, {position}, {row})
+                ORDER BY {parent_order.format(" DESC")}"""
+        ),
+        (False, 1): statement(
+            f"{child_side} AND {on_child_side} AND id < {row} ORDER BY id DESC",
+            f"{parent_side} ORDER BY {parent_order.format(' DESC')}",
+        ),
+    }
+
+
 # GET /relation/related/{guid}: the parent side by type, then position (relation_by_parent), then the
 # child side of bidirectional types, oldest first (relation_by_child), without the self-relations the
 # parent side holds already. Keys are (side, type, position, id): (1, '', 0, id) on the child side.
 # Each page comes from at most two index ranges, the first read before the second (Append).
-RELATED_TOTAL = """
-SELECT (SELECT coalesce(sum(size), 0) FROM child_list WHERE project = $1 AND parent = $2)
-     + (SELECT coalesce(sum(c.size - c.loops), 0) FROM child_count AS c
-        JOIN relation_type AS t ON t.project = c.project AND t.alias = c.type_alias
-        WHERE c.project = $1 AND c.child = $2 AND t.is_bidirectional) AS total"""
-BIDIRECTIONAL_TYPES = "SELECT alias FROM relation_type WHERE project = $1 AND is_bidirectional"
-PARENT_SIDE = f"SELECT {PAGE_COLUMNS}, 0 AS side FROM relation WHERE project = $1 AND parent = $2"
-CHILD_SIDE = f"""
-SELECT {PAGE_COLUMNS}, 1 AS side FROM relation
-WHERE project = $1 AND child = $2 AND parent <> $2 AND type_alias IN ({BIDIRECTIONAL_TYPES})"""
-
-
-def _related(*parts: str) -> str:
-    return f"""
-WITH total AS ({RELATED_TOTAL})
-SELECT total.*, page.* FROM total LEFT JOIN LATERAL (
-    SELECT * FROM ({" UNION ALL ".join(f"({part} LIMIT $7::bigint + $8::bigint)" for part in parts)}) AS sides
-    LIMIT $7 OFFSET $8
-) AS page ON true"""
-
-
-# $3 side, $4 type, $5 position, $6 id, $7 limit, $8 offset.
-RELATED = {
-    (True, 0): _related(
-        f"{PARENT_SIDE} AND (type_alias, position, id) > ($4, $5, $6) ORDER BY type_alias, position, id",
-        f"{CHILD_SIDE} AND $3 = 0 ORDER BY id",
-    ),
-    (True, 1): _related(f"{CHILD_SIDE} AND $3 = 1 AND $4 = '' AND $5 = 0 AND id > $6 ORDER BY id"),
-    (False, 0): _related(
-        f"""{PARENT_SIDE} AND $3 = 0 AND (type_alias, position, id) < ($4, $5, $6)
-            ORDER BY type_alias DESC, position DESC, id DESC"""
-    ),
-    (False, 1): _related(
-        f"{CHILD_SIDE} AND $3 = 1 AND $4 = '' AND $5 = 0 AND id < $6 ORDER BY id DESC",
-        f"{PARENT_SIDE} ORDER BY type_alias DESC, position DESC, id DESC",
-    ),
-}
+RELATED = _related(of_type=False)
+RELATED_OF_TYPE = _related(of_type=True)
 
 REFERENCED = f"""
 SELECT DISTINCT child FROM relation
@@ -155,9 +171,13 @@ async def by_child(
     return await fetch(db, sql, (project, child) if alias is None else (project, child, alias), window)
 
 
-async def related(db: Database, *, project: str, guid: uuid.UUID, window: PageStart) -> Slice:
+async def related(
+    db: Database, *, project: str, guid: uuid.UUID, alias: str | None, window: PageStart
+) -> Slice:
     side = int(window.key[0])
-    return await fetch(db, RELATED[window.forward, side], (project, guid), window)
+    if alias is None:
+        return await fetch(db, RELATED[window.forward, side], (project, guid), window)
+    return await fetch(db, RELATED_OF_TYPE[window.forward, side], (project, guid, alias), window)
 
 
 async def referenced(db: Database, *, project: str, ids: list[uuid.UUID]) -> set[uuid.UUID]:

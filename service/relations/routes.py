@@ -101,8 +101,9 @@ async def list_by_child(ctx: Context) -> Response:
 
 async def list_related(ctx: Context) -> Response:
     guid = path_guid(ctx.path["guid"])
-    window = ctx.window("relations:related", (0, "", MIN_POSITION, 0))
-    page = await queries.related(ctx.db, project=ctx.project, guid=guid, window=window)
+    alias = relation_type_filter(ctx)
+    window = ctx.window("relations:related", (0, "", MIN_POSITION, 0), alias)
+    page = await queries.related(ctx.db, project=ctx.project, guid=guid, alias=alias, window=window)
     return relation_page(ctx, window, page, by_side)
 
 
