@@ -179,11 +179,27 @@ def measure(
                         )  # fmt: skip
                         if result.errors:
                             results.append(result)
-                        if (route, size, kind) not in p50 or result.p50_ms < p50[route, size, kind]:
-                            p50[route, size, kind] = result.p50_ms
+                        value = (
+                            result.p50_ms
+                            if result.requests
+                            else _timed(service.url, files[route, size, kind], key)
+                        )
+                        if (route, size, kind) not in p50 or value < p50[route, size, kind]:
+                            p50[route, size, kind] = value
                 log(f"  {route} {kind}: " + ", ".join(f"{p50[route, n, kind]:.2f} ms @{n:,}" for n in SIZES))
         connect = _connects(service, key, folder, seconds=seconds, rounds=rounds, tool=tool, log=log)
     return Measured(p50, totals, connect, results)
+
+
+def _timed(base: str, file: str, key: str, times: int = 3) -> float:
+    """The median of a few requests one after the other, for a request slower than a whole run."""
+    path = Path(file).read_text().strip()
+    spent = []
+    for _ in range(times):
+        started = time.perf_counter()
+        _get(base, path, key)
+        spent.append((time.perf_counter() - started) * 1000)
+    return sorted(spent)[times // 2]
 
 
 def _connects(
@@ -256,7 +272,7 @@ def chart(measured: Measured, path: Path) -> None:
     so the benchmark needs no plotting library."""
     columns, width, height, pad = 3, 300, 220, 44
     colours = {"page 1": "#1f77b4", "next from deep": "#2ca02c", "deep ?page=": "#d62728"}
-    values = [value for value in measured.p50.values() if value > 0]
+    values = [max(value, 0.01) for value in measured.p50.values()]
     low, high = math.log10(min(values) / 1.5), math.log10(max(values) * 1.5)
     x_low, x_high = math.log10(SIZES[0]), math.log10(SIZES[-1])
     parts = []
@@ -273,7 +289,7 @@ def chart(measured: Measured, path: Path) -> None:
             return left + pad + (math.log10(size) - x_low) / (x_high - x_low) * (width - pad - 12)
 
         def y(ms: float, top: int = top) -> float:
-            return top + 24 + (high - math.log10(ms)) / (high - low) * (height - 24 - 30)
+            return top + 24 + (high - math.log10(max(ms, 0.01))) / (high - low) * (height - 24 - 30)
 
         parts.append(f'<text x="{left + pad}" y="{top + 14}" font-weight="bold">{_escape(label)}</text>')
         parts.append(

@@ -341,7 +341,7 @@ def lists_section(args: argparse.Namespace, bench: Bench) -> tuple[list[str], li
 
     (bench.out / "logs").mkdir(exist_ok=True)
     table, met, measured = lists.run(
-        lists_url(), bench.out, force=args.reseed, seconds=max(args.duration / 10, 1), rounds=3,
+        lists_url(), bench.out, force=args.reseed, seconds=max(args.duration / 10, 1), rounds=ROUNDS,
         tool=args.tool, log=log,
     )  # fmt: skip
     bench.results.extend(measured.results)
