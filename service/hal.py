@@ -109,7 +109,7 @@ class Paging:
             page_size=_positive_int(
                 query.get("pageSize"), DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, messages.INVALID_PAGE_SIZE
             ),
-            cursor=query.get("cursor") or None,
+            cursor=query.get("cursor"),  # an empty one is malformed (400), not absent
         )
 
 

@@ -214,6 +214,7 @@ async def test_bad_cursors_are_400_on_every_route(
         foreign = cursors[routes[(number + 1) % len(routes)]]
         cases = [
             (lists.project, "garbage", messages.CURSOR_MALFORMED),
+            (lists.project, "", messages.CURSOR_MALFORMED),
             (lists.project, cursor[:-4], messages.CURSOR_MALFORMED),
             (lists.project, cursor.split(".")[0], messages.CURSOR_MALFORMED),
             (lists.project, foreign, messages.CURSOR_FOREIGN),
