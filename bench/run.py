@@ -347,7 +347,7 @@ def lists_section(args: argparse.Namespace, bench: Bench) -> tuple[list[str], li
     bench.results.extend(measured.results)
     lines = [
         "",
-        f"p50 at 1 connection (best of 3), lists of {', '.join(f'{n:,}' for n in lists.SIZES)}",
+        f"p50 at 1 connection (best of {ROUNDS}), lists of {', '.join(f'{n:,}' for n in lists.SIZES)}",
         *table,
     ]
     lines.append(f"chart: {bench.out / 'lists.svg'}")
