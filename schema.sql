@@ -155,6 +155,59 @@ BEGIN
     END IF;
 END $$;
 
+-- === rate limits (issue 11) ===
+-- A key's own budget (`relations keys create --rate-limit "<n>/s burst <m>"`); NULL: RELATIONS_RATE_LIMIT.
+ALTER TABLE api_key ADD COLUMN IF NOT EXISTS rate_per_second integer;
+ALTER TABLE api_key ADD COLUMN IF NOT EXISTS rate_burst integer;
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'api_key_rate_limit') THEN
+        ALTER TABLE api_key ADD CONSTRAINT api_key_rate_limit CHECK (
+            (rate_per_second IS NULL AND rate_burst IS NULL)
+            OR (rate_per_second >= 1 AND rate_burst >= rate_per_second));
+    END IF;
+END $$;
+
+-- One token bucket per credential ('key:<key id>' or 'jwt:<project>:<subject>'), shared by every
+-- worker: workers lease slices of it (rate_lease) and serve from them locally. Unlogged: a bucket
+-- is worth nothing after a crash (it would be full again within seconds), so it costs no WAL (and it
+-- lives on the primary only). Keyed by credential, looked up before any project-scoped query: like
+-- api_key, a small table outside the per-project distribution.
+CREATE UNLOGGED TABLE IF NOT EXISTS rate_bucket (
+    credential  text             PRIMARY KEY,
+    tokens      double precision NOT NULL,
+    updated_at  timestamptz      NOT NULL
+);
+
+-- Refill the bucket by the time elapsed since its last lease (capped at the burst), add back what
+-- the caller did not spend of its previous slice, and take up to p_want whole tokens. The row lock is
+-- taken before the clock is read, so concurrent leases never count the same refill twice.
+CREATE OR REPLACE FUNCTION rate_lease(
+    p_credential text, p_rate double precision, p_burst double precision, p_want integer,
+    p_give_back double precision
+) RETURNS TABLE (granted integer, tokens double precision)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_now timestamptz;
+    v_tokens double precision;
+    v_granted integer;
+BEGIN
+    PERFORM 1 FROM rate_bucket AS b WHERE b.credential = p_credential FOR UPDATE;
+    IF NOT FOUND THEN
+        INSERT INTO rate_bucket AS b (credential, tokens, updated_at)
+        VALUES (p_credential, p_burst, clock_timestamp()) ON CONFLICT (credential) DO NOTHING;
+        PERFORM 1 FROM rate_bucket AS b WHERE b.credential = p_credential FOR UPDATE;
+    END IF;
+    v_now := clock_timestamp();
+    SELECT least(p_burst, b.tokens + p_give_back
+                 + p_rate * greatest(0, extract(epoch FROM v_now - b.updated_at)))
+    INTO v_tokens FROM rate_bucket AS b WHERE b.credential = p_credential;
+    v_granted := greatest(0, least(p_want, floor(v_tokens)))::integer;
+    UPDATE rate_bucket AS b SET tokens = v_tokens - v_granted, updated_at = v_now
+    WHERE b.credential = p_credential;
+    RETURN QUERY SELECT v_granted, v_tokens - v_granted;
+END $$;
+
 -- === exact counters and cursors (issue 12) ===
 -- Every list's `_totalItems` from counters that move in the same transaction as every change, never
 -- from counting a list's rows (SPEC §8). All of them are kept by the statement-level triggers below,

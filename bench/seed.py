@@ -18,6 +18,7 @@ import asyncpg
 
 from service.db import Database
 from service.projects.service import SCOPES, create_key, create_project
+from service.rate_limits.policy import RatePolicy
 from service.relations.queries import POSITION_GAP
 from service.schema import connect, migrate
 
@@ -136,6 +137,12 @@ async def _seeded(connection: asyncpg.Connection, relations: int) -> int | None:
     return int(row["max_id"])
 
 
+# keys[LIMITED_KEY]: a key of MAIN_PROJECT with its own budget (SPEC §13), leased from PostgreSQL in
+# slices like any other, but never used up at the rates one worker reaches.
+LIMITED_KEY = "main, rate-limited"
+UNREFUSING_LIMIT = RatePolicy(1_000_000, 1_000_000)
+
+
 async def _projects(url: str) -> dict[str, str]:
     """Every bench project with its built-in types, and a fresh key of all scopes for each."""
     db = Database(url, min_size=1, max_size=2)
@@ -145,6 +152,11 @@ async def _projects(url: str) -> dict[str, str]:
         for project in (MAIN_PROJECT, *OTHER_PROJECTS, LOAD_PROJECT):
             await create_project(db, project=project)
             keys[project] = (await create_key(db, project=project, scopes=list(SCOPES), name="bench")).key
+        # The same project through a key with a rate limit too high to refuse: what the limit costs.
+        limited = await create_key(
+            db, project=MAIN_PROJECT, scopes=list(SCOPES), name="bench limited", rate_limit=UNREFUSING_LIMIT
+        )
+        keys[LIMITED_KEY] = limited.key
         return keys
     finally:
         await db.disconnect()

@@ -32,6 +32,7 @@ from service.middleware import (
     TrustedProxies,
     error_response,
 )
+from service.rate_limits.service import RateLimits
 from service.relation_types.routes import routes as relation_type_routes
 from service.relations.routes import alias_routes
 from service.relations.routes import routes as relation_routes
@@ -43,7 +44,7 @@ log = logging.getLogger("service")
 
 async def api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return error_response(exc)
+    return error_response(exc, request.scope)
 
 
 def allowed_methods(request: Request) -> str | None:
@@ -71,12 +72,12 @@ async def http_error(request: Request, exc: Exception) -> Response:
     else:
         error = ApiError(str(exc.detail), headers=exc.headers)
         error.status = exc.status_code  # type: ignore[misc]
-    return error_response(error)
+    return error_response(error, request.scope)
 
 
 async def crash(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return error_response(ApiError())
+    return error_response(ApiError(), request.scope)
 
 
 def api_routes() -> list[BaseRoute]:
@@ -152,12 +153,17 @@ def create_app(settings: Settings | None = None) -> Starlette:
         statement_timeout_ms=settings.statement_timeout_ms,
     )
 
+    rate_limits = RateLimits(db, default=settings.rate_limit, failures=settings.auth_failure_limit)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         assert settings.database_url
         await start_database(settings.database_url, db, wait_seconds=settings.startup_wait_seconds)
         app.state.cursors = await cursors.load(db)
-        chores = [asyncio.create_task(prune_forever(db, hours=settings.idempotency_hours))]
+        chores = [
+            asyncio.create_task(prune_forever(db, hours=settings.idempotency_hours)),
+            asyncio.create_task(rate_limits.prune_forever()),
+        ]
         if metrics.MULTIPROCESS_DIR is not None:
             chores.append(asyncio.create_task(metrics.keep_pool_current(db)))
         # Start-up objects (modules, routes, settings) never die: out of the collector's way, so its
@@ -185,8 +191,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         exception_handlers={ApiError: api_error, HTTPException: http_error, Exception: crash},
         settings=settings,
     )
+    # Never a redirect built from the Host header: TrailingSlash has already dropped trailing slashes,
+    # and any other path that matches no route is a 404 in the envelope.
+    app.router.redirect_slashes = False
     app.state.settings = settings
     app.state.db = db
     app.state.authenticator = Authenticator(settings, db)
+    app.state.rate_limits = rate_limits
     app.state.link_templates = route_templates(routes)
     return app

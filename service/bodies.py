@@ -14,8 +14,8 @@ from service import messages
 from service.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 
 JSON_API = "application/vnd.api+json"
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
-_BRACED = re.compile(r"^\{(.*)\}$")
+_GUID = re.compile(r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}")
+_BRACED = re.compile(r"\{(.*)\}")
 
 
 def media_type(request: Request) -> str:
@@ -71,11 +71,11 @@ def parse_guid(value: Any) -> uuid.UUID | None:
     """A GUID in any of the usual spellings (braces, upper case, no hyphens), or None."""
     if not isinstance(value, str) or len(value) > 40:
         return None
-    text = value.strip()
-    braced = _BRACED.match(text)
+    text = value.strip(" ")  # spaces only: a newline or tab is no part of a GUID
+    braced = _BRACED.fullmatch(text)
     if braced:
         text = braced.group(1)
-    if not _GUID.match(text):
+    if not _GUID.fullmatch(text):
         return None
     return uuid.UUID(text)
 

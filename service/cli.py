@@ -5,15 +5,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable
+from types import FrameType
 from typing import Any
 
 from service.db import Database
 from service.projects import queries as project_queries
 from service.projects.service import SCOPES, create_key, create_project, valid_project_alias
+from service.rate_limits.policy import InvalidPolicy, parse_policy
 from service.schema import DatabaseUnreachable, migrate, when_reachable
-from service.settings import Settings
+from service.settings import InvalidSetting, Settings
 
 DEV_PROJECT = "default"
 
@@ -57,7 +60,42 @@ def write_dev_key(settings: Settings, url: str) -> None:
     )
 
 
+class Stopped(BaseException):
+    """SIGINT or SIGTERM, raised where the service was (uvicorn re-raises the signal it handled once it
+    has shut down), so that the embedded server is stopped before the process ends."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stopped(signum: int, frame: FrameType | None) -> None:
+    raise Stopped(signum)
+
+
 def serve(args: argparse.Namespace, settings: Settings) -> int:
+    embedded = not settings.database_url
+    if not embedded:
+        return _serve(args, settings)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _stopped)
+    from service import embedded as embedded_server
+
+    stopped: Stopped | None = None
+    try:
+        return _serve(args, settings)
+    except Stopped as caught:
+        stopped = caught
+        return 0
+    finally:
+        embedded_server.stop(settings.data_dir)
+        if stopped is not None:
+            # End as the signal would have (supervisors count that as a clean stop).
+            signal.signal(stopped.signum, signal.SIG_DFL)
+            signal.raise_signal(stopped.signum)
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     embedded = not settings.database_url
@@ -73,6 +111,8 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     if embedded:
         write_dev_key(settings, url)
+    scheme = "https" if args.ssl_certfile else "http"
+    print(f"Serving on {scheme}://{args.host}:{args.port} — docs at /docs", flush=True)
     uvicorn.run(
         "service.app:create_app",
         factory=True,
@@ -80,10 +120,17 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
         port=args.port,
         workers=args.workers,
         loop="uvloop",
-        http="httptools",
+        http="service.serving:GuardedHttpTools",
         log_level=os.environ.get("RELATIONS_LOG_LEVEL", "warning"),
         access_log=False,
         timeout_graceful_shutdown=30,
+        server_header=False,  # no `server: uvicorn` on every answer
+        # Slow or greedy clients (see README, Security): idle keep-alive connections close after
+        # RELATIONS_KEEP_ALIVE_SECONDS; past RELATIONS_MAX_CONNECTIONS open connections a worker answers
+        # 503 at once instead of queueing; service/serving.py bounds the time and size of headers.
+        timeout_keep_alive=settings.keep_alive_seconds,
+        limit_concurrency=settings.max_connections,
+        h11_max_incomplete_event_size=settings.max_header_bytes,  # should `--http h11` ever be used
         # X-Forwarded-* are applied by the app itself (service/middleware.py: TrustedProxies), which
         # also honours X-Forwarded-Host; uvicorn's own handling would hide the proxy's address from it.
         proxy_headers=False,
@@ -108,11 +155,22 @@ def keys_create(args: argparse.Namespace, settings: Settings) -> int:
         print(f"scopes must be some of: {' '.join(SCOPES)}", file=sys.stderr)
         return 2
 
+    rate_limit = None
+    if args.rate_limit:
+        try:
+            rate_limit = parse_policy(args.rate_limit)
+        except InvalidPolicy as error:
+            print(f"--rate-limit: {error}", file=sys.stderr)
+            return 2
+
     async def make(db: Database) -> Any:
-        return await create_key(db, project=args.project, scopes=scopes, name=args.name)
+        return await create_key(
+            db, project=args.project, scopes=scopes, name=args.name, rate_limit=rate_limit
+        )
 
     new = asyncio.run(with_db(database_url(settings), make))
-    print(f"key id {new.key_id} for project {new.project} with scopes {' '.join(new.scopes)}")
+    limit = f", rate limit {new.rate_limit}" if new.rate_limit else ""
+    print(f"key id {new.key_id} for project {new.project} with scopes {' '.join(new.scopes)}{limit}")
     print(new.key)
     return 0
 
@@ -130,9 +188,12 @@ def keys_list(args: argparse.Namespace, settings: Settings) -> int:
     for row in found:
         state = f"revoked {row['revoked_at']:%Y-%m-%dT%H:%M:%SZ}" if row["revoked_at"] else "active"
         used = f"{row['last_used_at']:%Y-%m-%dT%H:%M:%SZ}" if row["last_used_at"] else "never"
+        limit = "default limit"
+        if row["rate_per_second"] is not None:
+            limit = f"{row['rate_per_second']}/s burst {row['rate_burst']}"
         print(
             f"{row['key_id']}\t{state}\t{' '.join(row['scopes'])}\tcreated "
-            f"{row['created_at']:%Y-%m-%dT%H:%M:%SZ}\tlast used {used}\t{row['name']}"
+            f"{row['created_at']:%Y-%m-%dT%H:%M:%SZ}\tlast used {used}\t{row['name']}\t{limit}"
         )
     return 0
 
@@ -190,6 +251,9 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--project", required=True)
     create.add_argument("--scopes", required=True, help=f"space-separated, of: {' '.join(SCOPES)}")
     create.add_argument("--name", default="")
+    create.add_argument(
+        "--rate-limit", default=None, help='the key\'s own budget, e.g. "50/s burst 100" (SPEC §13)'
+    )
     create.set_defaults(run=keys_create)
     listing = keys.add_parser("list", help="list a project's keys")
     listing.add_argument("--project", required=True)
@@ -210,7 +274,11 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except InvalidSetting as error:
+        print(f"relations: {error}", file=sys.stderr)
+        return 2
     result: int = args.run(args, settings)
     return result
 

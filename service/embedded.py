@@ -7,8 +7,10 @@ that happen silently: `permission_changes` lists those folders and `start` print
 from __future__ import annotations
 
 import os
+import signal
 import stat
 import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -67,6 +69,48 @@ def start(data_dir: Path, database: str = "relations") -> str:
     url: str = server.get_uri(database)
     _ensure_database(server.get_uri("postgres"), database)
     return url
+
+
+def running(pid: int) -> bool:
+    """Whether process `pid` exists and has not exited (an exited one may linger unreaped)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")
+
+
+def postmaster_pid(data_dir: Path) -> int | None:
+    """The embedded server's process id, from its `postmaster.pid`, while that process runs."""
+    try:
+        pid = int((data_dir / "pg" / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if running(pid) else None
+
+
+def stop(data_dir: Path, *, wait_seconds: float = 30) -> bool:
+    """Stop the embedded server under `data_dir` (PostgreSQL's fast shutdown: SIGINT to the
+    postmaster) and wait for it to exit. Returns False when none was running.
+
+    Done here rather than through the package's own clean-up, which runs only at a normal interpreter
+    exit and only for the last process on its list of users — a process ended by a signal stays on
+    that list, and the server then outlives every later start."""
+    pid = postmaster_pid(data_dir)
+    if pid is None:
+        return False
+    os.kill(pid, signal.SIGINT)
+    deadline = time.monotonic() + wait_seconds
+    # Until the process has exited, not only its pid file: PostgreSQL removes that just before.
+    while running(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return True
 
 
 def _ensure_database(admin_url: str, database: str) -> None:

@@ -1,6 +1,6 @@
 """Routes of the API: one wrapper does, in SPEC §2's order, the version check (400), authentication
-(401), then project and scope (403), and hands the handler a Context. Routing itself answers unknown
-paths (404) and wrong methods (405) before any of this."""
+(401), then project and scope (403), then the rate limit (429), and hands the handler a Context.
+Routing itself answers unknown paths (404) and wrong methods (405) before any of this."""
 
 from __future__ import annotations
 
@@ -22,8 +22,10 @@ from service.errors import BadRequest, Forbidden
 from service.hal import Edges, HalResponse, Links, Paging, link_header, links_for, paged
 from service.idempotency.service import idempotent
 from service.projects.service import valid_project_alias
+from service.rate_limits.service import RateLimits
 
-SUPPORTED_VERSION = re.compile(r"^2(\.\d+)?$")
+# Every pattern of the service is used with fullmatch: `$` would also accept a final newline.
+SUPPORTED_VERSION = re.compile(r"2(\.\d+)?")
 _ACCEPT_VERSION = re.compile(r";\s*v\s*=\s*([^;,\s]+)")
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -138,7 +140,7 @@ def requested_version(request: Request, headers: Mapping[str, str]) -> str | Non
 
 def check_version(request: Request, headers: Mapping[str, str]) -> None:
     version = requested_version(request, headers)
-    if version is not None and not SUPPORTED_VERSION.match(version.strip()):
+    if version is not None and not SUPPORTED_VERSION.fullmatch(version.strip(" \t")):
         raise BadRequest(messages.INVALID_VERSION.format(version=version[:32]))
 
 
@@ -177,10 +179,13 @@ def api_route(path: str, handler: Handler, *, method: str, name: str, scope: str
         headers = checked_headers(request)
         check_version(request, headers)
         authenticator: Authenticator = request.app.state.authenticator
-        principal = await authenticator.authenticate(headers)
+        limits: RateLimits = request.app.state.rate_limits
+        # Failed authentications are limited per client address before they reach the database.
+        principal = await limits.authenticate(request, authenticator, headers)
         project = requested_project(request, headers, principal)
         if scope not in principal.scopes:
             raise Forbidden()
+        await limits.admit(request, principal)  # SPEC §13: 429 after 401/403, before the request
         request.state.project = project
         return await run(Context(request, principal, project))
 

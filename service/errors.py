@@ -21,10 +21,14 @@ class ApiError(Exception):
         *,
         details: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
+        source: Mapping[str, str] | None = None,
     ) -> None:
         self.message = message or self.default_message
         self.details = details
         self.headers = dict(headers or {})
+        # Where the problem is, as a JSON:API error's `source` (`pointer` into the body, `parameter`,
+        # `header`); the envelope does not show it.
+        self.source = source
         super().__init__(self.message)
 
     def body(self) -> dict[str, Any]:
@@ -52,6 +56,10 @@ class NotFound(ApiError):
 
 class MethodNotAllowed(ApiError):
     status, code, default_message = 405, "MethodNotAllowed", "Method not allowed."
+
+
+class NotAcceptable(ApiError):
+    status, code, default_message = 406, "NotAcceptable", "Not acceptable."
 
 
 class Conflict(ApiError):

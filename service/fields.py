@@ -11,13 +11,13 @@ from service import messages
 from service.bodies import parse_guid
 from service.errors import ValidationFailed
 
-ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,99}$")
+ALIAS = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,99}")
 RESERVED_ALIASES = frozenset({"parent", "child", "type", "related", "referenced"})
 
 
 def alias_problem(alias: Any) -> str | None:
     """Why `alias` cannot name a relation type, or None."""
-    if not isinstance(alias, str) or not ALIAS.match(alias):
+    if not isinstance(alias, str) or not ALIAS.fullmatch(alias):
         return messages.ALIAS_INVALID
     if alias.lower() in RESERVED_ALIASES:
         return messages.ALIAS_RESERVED.format(alias=alias)

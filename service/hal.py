@@ -63,7 +63,7 @@ class Links:
 
 
 # A Host header Starlette takes whole as the URL's netloc (a name and a valid port); others go its way.
-_PLAIN_HOST = re.compile(r"^[A-Za-z0-9.-]+(?::([0-9]{1,5}))?$")
+_PLAIN_HOST = re.compile(r"[A-Za-z0-9.-]+(?::([0-9]{1,5}))?")
 
 
 def request_base(request: Request) -> str:
@@ -74,7 +74,7 @@ def request_base(request: Request) -> str:
     for key, value in scope["headers"]:
         if key == b"host":
             host = value.decode("latin-1")
-            plain = _PLAIN_HOST.match(host)
+            plain = _PLAIN_HOST.fullmatch(host)
             if plain and scheme in ("http", "https") and int(plain.group(1) or 0) <= 65535:
                 return f"{scheme}://{host}"
             break
@@ -189,7 +189,8 @@ def list_href(request: Request, links: Links, page: int, cursor: str | None) -> 
     return f"{links.base}{request_path(request)}?{urlencode([first, *query])}"
 
 
-PAGING = frozenset({"page", "cursor"})
+# `page[number]` too: the child lists also read JSON:API's spelling (service/jsonapi.py).
+PAGING = frozenset({"page", "cursor", "page[number]"})
 
 
 def link_header(request: Request, links: Links, body: Mapping[str, Any]) -> str:

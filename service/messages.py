@@ -102,3 +102,30 @@ JSON_API_SHAPE = 'Body must be a JSON:API document: {"data": [{"type": ..., "id"
 JSON_API_TO_MANY = "'data' must be an array of resource identifiers for a relation type of cardinality many."
 JSON_API_NULL = "'data' may be null only in a PATCH of a relation type of cardinality one."
 JSON_API_TYPE_MISMATCH = "Type '{type}' is not the child object type '{expected}' of relation type '{alias}'."
+
+# --- Rate limits and hardening (SPEC §13, issue 11) ---
+RATE_LIMITED = "This credential's request budget ({policy}) is used up; retry after {seconds} second(s)."
+AUTH_FAILURES_LIMITED = "Too many failed authentications from this address; retry after {seconds} second(s)."
+
+# --- JSON:API reads, error objects and media types (issue 17, service/jsonapi.py) ---
+JSON_API_CONTENT_TYPE_PARAMETERS = (
+    "Content-Type 'application/vnd.api+json' takes no parameters other than 'ext' and 'profile' "
+    "(got '{parameters}')."
+)
+JSON_API_EXTENSION_UNSUPPORTED = "JSON:API extension '{ext}' is not supported (this server supports none)."
+JSON_API_NOT_ACCEPTABLE = (
+    "Every 'application/vnd.api+json' in Accept carries a parameter other than 'profile' or an extension, "
+    "and this server supports none: send Accept 'application/vnd.api+json'."
+)
+JSON_API_AS_JSON = (
+    "A JSON:API document ('data') must be sent with Content-Type 'application/vnd.api+json'; as "
+    "'application/json' the body is read as a Strapi or Backendless edit."
+)
+JSON_API_DATA_MISSING = "A JSON:API document must contain 'data'."
+JSON_API_DATA_AND_ERRORS = "A JSON:API document cannot contain both 'data' and 'errors'."
+JSON_API_PAGE_PARAMETER = (
+    "Query parameter '{name}' is not supported here: page with 'page[number]' and 'page[size]'."
+)
+JSON_API_INVALID_PAGE_NUMBER = "Query parameter 'page[number]' must be an integer of at least 1."
+JSON_API_INVALID_PAGE_SIZE = "Query parameter 'page[size]' must be an integer from 1 to 1000."
+JSON_API_PARAMETER_UNSUPPORTED = "Query parameter '{name}' is not supported on a relationship's linkage."

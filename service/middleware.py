@@ -20,15 +20,15 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service import messages, metrics
+from service import jsonapi, messages, metrics
 from service.errors import ApiError, BadRequest, PayloadTooLarge
 from service.hal import HalResponse
 
 access_log = logging.getLogger("service.access")
 
 REQUEST_ID_HEADER = "X-Request-Id"
-_SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
-_FORWARDED_HOST = re.compile(r"^(?:[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::\d{1,5})?$")
+_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
+_FORWARDED_HOST = re.compile(r"(?:[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::\d{1,5})?")
 # Headers a browser may send and read cross-origin (CORS).
 REQUEST_HEADERS = (
     "Accept",
@@ -41,10 +41,22 @@ REQUEST_HEADERS = (
     "Umb-Project-Alias",
     REQUEST_ID_HEADER,
 )
-EXPOSED_HEADERS = ("ETag", "Location", "Retry-After", "Idempotent-Replayed", REQUEST_ID_HEADER)
+EXPOSED_HEADERS = (
+    "ETag",
+    "Location",
+    "Retry-After",
+    "Idempotent-Replayed",
+    "RateLimit",
+    "RateLimit-Policy",
+    REQUEST_ID_HEADER,
+)
 
 
-def error_response(error: ApiError) -> Response:
+def error_response(error: ApiError, scope: Scope | None = None) -> Response:
+    """The error in SPEC §3's envelope, or as a JSON:API error document when the request speaks
+    JSON:API (`scope` given: every answer made for a request should give it)."""
+    if scope is not None and jsonapi.speaks_json_api(scope):
+        return jsonapi.error_response(error)
     return HalResponse(error.body(), status_code=error.status, headers=error.headers or None)
 
 
@@ -53,7 +65,7 @@ def request_id(scope: Scope) -> str:
     for name, value in scope["headers"]:
         if name == b"x-request-id":
             given: str = value.decode("latin-1")
-            if _SANE_REQUEST_ID.match(given):
+            if _SANE_REQUEST_ID.fullmatch(given):
                 return given
             break
     return os.urandom(16).hex()
@@ -88,7 +100,9 @@ class Observe:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), id_header]
+                # The RateLimit fields the rate-limit step left for this answer (SPEC §13), whatever
+                # produced it: the handler, an error, or a crash.
+                message["headers"] = [*message.get("headers", ()), id_header, *state.get("rate_limit", ())]
             await send(message)
 
         try:
@@ -167,7 +181,7 @@ class TrustedProxies:
                 forwarded_for = value.decode("latin-1")
         if proto in ("http", "https"):
             scope["scheme"] = proto
-        if host and _FORWARDED_HOST.match(host):
+        if host and _FORWARDED_HOST.fullmatch(host):
             others = [(name, value) for name, value in scope["headers"] if name != b"host"]
             scope["headers"] = [*others, (b"host", host.encode("latin-1"))]
         if forwarded_for:
@@ -180,19 +194,20 @@ class TrustedProxies:
 
 
 class TrailingSlash:
-    """`/relation/` is `/relation` (Heartcore's documentation posts there): one trailing slash is
-    dropped before routing, instead of Starlette's redirect, which is no envelope and which clients
-    replay differently (or not at all) for a POST."""
+    """`/relation/` is `/relation` (Heartcore's documentation posts there): trailing slashes are
+    dropped before routing — however many, so no path is left for Starlette's `redirect_slashes`
+    (switched off in service/app.py too), whose 307 is no envelope, is built from the Host header,
+    and is replayed differently (or not at all) by clients for a POST."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and len(scope["path"]) > 1 and scope["path"].endswith("/"):
-            scope["path"] = scope["path"][:-1]
+            scope["path"] = scope["path"].rstrip("/") or "/"
             raw = scope.get("raw_path")
             if isinstance(raw, bytes) and raw.endswith(b"/"):
-                scope["raw_path"] = raw[:-1]
+                scope["raw_path"] = raw.rstrip(b"/") or b"/"
         await self.app(scope, receive, send)
 
 
@@ -211,7 +226,7 @@ class RequestLimits:
             await self.app(scope, receive, send)
             return
         if "\x00" in scope["path"] or b"%00" in scope["query_string"]:
-            await error_response(BadRequest(messages.NUL_IN_URL))(scope, receive, send)
+            await error_response(BadRequest(messages.NUL_IN_URL), scope)(scope, receive, send)
             return
         limit = self.limit
         received = 0

@@ -139,6 +139,29 @@ async def wait_until_blocked(url: str) -> None:
     raise AssertionError("the request never reached the database")
 
 
+@dataclass
+class Lookups:
+    """How many API-key lookups reached the database."""
+
+    count: int = 0
+
+
+@pytest.fixture
+def key_lookups(monkeypatch: pytest.MonkeyPatch) -> Lookups:
+    """Counts the calls of `projects.queries.key_by_digest` (the one query a key lookup makes)."""
+    from service.projects import queries
+
+    lookups = Lookups()
+    lookup = queries.key_by_digest
+
+    async def counted(db: Database, *, digest: bytes) -> Any:
+        lookups.count += 1
+        return await lookup(db, digest=digest)
+
+    monkeypatch.setattr(queries, "key_by_digest", counted)
+    return lookups
+
+
 def guid() -> str:
     return str(uuid.uuid4())
 

@@ -27,12 +27,14 @@ from starlette.applications import Starlette
 
 from service import messages
 from service.app import api_routes, create_app
+from service.auth import CACHE_LIMIT, Authenticator
 from service.db import Database
 from service.endpoint import ApiRoute
+from service.errors import Unauthorized
 from service.projects import queries as project_queries
-from service.projects.service import SCOPES, create_key, create_project
+from service.projects.service import SCOPES, create_key, create_project, key_digest
 from service.settings import Settings
-from tests.conftest import error_of, guid
+from tests.conftest import Lookups, error_of, guid
 
 SECRET = "test-secret-of-at-least-thirty-two-bytes!"
 ISSUER = "https://issuer.test/"
@@ -710,3 +712,68 @@ async def test_backendless_type_creation_needs_the_types_scope(
     allowed = await client.post(path, json=[guid()], headers={"Api-Key": creds.full_key})
     assert allowed.status_code == 200, allowed.text
     assert await db.fetchval(exists, creds.alias, alias) == 1
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Hardening (issue 11): unknown keys cached apart, JWT times as numbers, a maximum token lifetime
+
+
+async def test_a_made_up_key_costs_one_lookup_per_cache_period(
+    database_url: str, db: Database, creds: Credentials, key_lookups: Lookups
+) -> None:
+    authenticator = Authenticator(Settings(database_url=database_url, key_cache_seconds=5), db)
+    made_up = "rr_000000000000_" + "B" * 43
+    for _ in range(50):
+        with pytest.raises(Unauthorized):
+            await authenticator.authenticate({"api-key": made_up})
+    assert key_lookups.count == 1
+    # A real key is still looked up (and then cached) beside the unknown ones.
+    new = await create_key(db, project=creds.alias, scopes=list(SCOPES))
+    for _ in range(3):
+        assert (await authenticator.authenticate({"api-key": new.key})).key_id == new.key_id
+    assert key_lookups.count == 2
+
+
+async def test_unknown_keys_cannot_evict_known_ones(
+    database_url: str, db: Database, creds: Credentials
+) -> None:
+    authenticator = Authenticator(Settings(database_url=database_url, key_cache_seconds=5), db)
+    new = await create_key(db, project=creds.alias, scopes=list(SCOPES))
+    await authenticator.authenticate({"api-key": new.key})
+    await project_queries.revoke_key(db, key_id=new.key_id)  # the cached answer stands for 5 s
+    for index in range(CACHE_LIMIT + 10):
+        made_up = f"rr_{index:012x}_" + "C" * 43
+        authenticator._unknown_keys.put(key_digest(made_up), None)
+    assert (await authenticator.authenticate({"api-key": new.key})).key_id == new.key_id
+
+
+@pytest.mark.parametrize("claim", ["exp", "nbf", "iat"])
+async def test_time_claims_given_as_strings_are_401(
+    jwt_client: httpx.AsyncClient, creds: Credentials, claim: str
+) -> None:
+    now = int(time.time())
+    value = {"exp": str(now + 600), "nbf": str(now - 10), "iat": str(now)}[claim]
+    token = hs256(claims_for(creds.alias, **{claim: value}))
+    assert_denied(await jwt_client.get("/relation/type", headers={"Authorization": f"Bearer {token}"}), 401)
+
+
+async def test_time_claims_given_as_booleans_are_401(
+    jwt_client: httpx.AsyncClient, creds: Credentials
+) -> None:
+    token = hs256(claims_for(creds.alias, nbf=True))
+    assert_denied(await jwt_client.get("/relation/type", headers={"Authorization": f"Bearer {token}"}), 401)
+
+
+async def test_a_maximum_token_lifetime(database_url: str, creds: Credentials) -> None:
+    now = int(time.time())
+    settings = jwt_settings(database_url, jwt_max_lifetime_seconds=3600)
+    cases = {
+        "within": (claims_for(creds.alias, iat=now, exp=now + 3000), 200),
+        "float exp within": (claims_for(creds.alias, iat=now, exp=now + 3000.5), 200),
+        "too far from now": (claims_for(creds.alias, iat=None, exp=now + 7200), 401),
+        "too far from iat": (claims_for(creds.alias, iat=now - 3000, exp=now + 1000), 401),
+    }
+    async with serving(create_app(settings)) as client:
+        for name, (claims, status) in cases.items():
+            answer = await client.get("/relation/type", headers={"Authorization": f"Bearer {hs256(claims)}"})
+            assert answer.status_code == status, name

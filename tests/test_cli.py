@@ -158,3 +158,40 @@ async def test_projects_create_and_list(database_url: str, db: Database) -> None
     assert invalid.code != 0
     upper = await relations(database_url, "projects", "create", "UPPER")
     assert upper.code == 2 and "invalid project alias" in upper.err
+
+
+async def test_keys_create_with_a_rate_limit(database_url: str, client: httpx.AsyncClient) -> None:
+    alias = new_alias()
+    args = ("keys", "create", "--project", alias, "--scopes", "relations:read")
+    created = await relations(database_url, *args, "--rate-limit", "1/s burst 2")
+    assert created.code == 0, created.err
+    assert "rate limit 1/s burst 2" in created.out
+    key = created.last_line
+    # The test app sets no RELATIONS_RATE_LIMIT: the key's own budget applies all the same.
+    statuses = [(await client.get("/relation/type", headers={"Api-Key": key})).status_code for _ in range(3)]
+    assert statuses == [200, 200, 429]
+    plain = await relations(database_url, *args)
+    listed = await relations(database_url, "keys", "list", "--project", alias)
+    limits = {line.split("\t")[0]: line.split("\t")[-1] for line in listed.out.splitlines()}
+    assert limits == {key.split("_")[1]: "1/s burst 2", plain.last_line.split("_")[1]: "default limit"}
+
+
+async def test_keys_create_refuses_a_bad_rate_limit(database_url: str) -> None:
+    alias = new_alias()
+    args = ("keys", "create", "--project", alias, "--scopes", "relations:read")
+    refused = await relations(database_url, *args, "--rate-limit", "lots")
+    assert refused.code == 2
+    assert "--rate-limit" in refused.err and "<n>/s burst <m>" in refused.err
+
+
+async def test_a_bad_setting_stops_every_command_naming_the_variable(database_url: str) -> None:
+    process = await asyncio.create_subprocess_exec(
+        str(RELATIONS),
+        "projects",
+        "list",
+        env={**os.environ, "DATABASE_URL": database_url, "RELATIONS_RATE_LIMIT": "fast"},
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 2
+    assert "RELATIONS_RATE_LIMIT" in err.decode()

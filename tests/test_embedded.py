@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import sys
 import tempfile
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from service import embedded
+from tests.processes import ROOT, free_port, spawn
 
 
 def test_lists_only_folders_not_yet_traversable(tmp_path: Path) -> None:
@@ -69,3 +74,51 @@ def test_silent_for_a_normal_user(
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     embedded.warn_as_root(tmp_path)
     assert capsys.readouterr().err == ""
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The embedded server stops with the service (issue 11)
+
+
+@pytest.mark.parametrize(
+    ("signum", "workers"), [(signal.SIGINT, "1"), (signal.SIGTERM, "1"), (signal.SIGTERM, "2")]
+)
+def test_the_embedded_server_stops_with_the_service(signum: int, workers: str) -> None:
+    data = ROOT / ".data" / "test-embedded-stop"  # reused: only the first start runs initdb
+    port = free_port()
+    environment = {
+        key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "RELATIONS_DATA_DIR")
+    }
+    environment.update({"RELATIONS_DATA_DIR": str(data), "RELATIONS_ACCESS_LOG": "false"})
+    log = data.parent / f"test-embedded-stop-{port}.log"
+    data.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "service.cli", "serve", "--port", str(port), "--workers", workers]
+    process = spawn(command, environment, log)
+    try:
+        for _ in range(1200):
+            assert process.poll() is None, log.read_text()
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health/ready").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        else:
+            raise AssertionError(f"relations serve did not start: {log.read_text()}")
+        postmaster = embedded.postmaster_pid(data)
+        assert postmaster is not None and embedded.running(postmaster)
+        process.send_signal(signum)
+        assert process.wait(timeout=60) in (0, -signum), log.read_text()
+        assert not embedded.running(postmaster), "the embedded PostgreSQL outlived the service"
+        assert embedded.postmaster_pid(data) is None
+        assert "Serving on http://127.0.0.1:" in log.read_text()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        embedded.stop(data)
+        log.unlink(missing_ok=True)
+
+
+def test_stop_without_a_server_is_a_no_op(tmp_path: Path) -> None:
+    assert embedded.stop(tmp_path) is False

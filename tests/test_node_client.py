@@ -11,6 +11,7 @@ import shutil
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,27 +23,46 @@ from tests.test_auth import claims_for, rs256
 from tests.test_e2e_socket import jwt_env
 
 NODE_DIR = Path(__file__).resolve().parent / "node"
-CLIENT = NODE_DIR / "node_modules" / "@umbraco" / "headless-client"
 
 
-@pytest.fixture(scope="module")
-def node_client() -> Path:
-    """tests/node with its locked dependencies installed (`npm ci` when node_modules is missing)."""
+def npm_installed(folder: Path, package: str) -> Path:
+    """`folder` (a package.json and its lock file) with its dependencies installed (`npm ci` when
+    `package` is missing from node_modules); the test is skipped when node or npm cannot do it."""
     if shutil.which("node") is None or shutil.which("npm") is None:
-        pytest.skip("node and npm are needed to run the Umbraco Node.js client")
-    if not CLIENT.is_dir():
+        pytest.skip(f"node and npm are needed to run {package}")
+    if not (folder / "node_modules" / package).is_dir():
         installed = subprocess.run(
             ["npm", "ci", "--no-audit", "--no-fund"],
-            cwd=NODE_DIR,
+            cwd=folder,
             capture_output=True,
             text=True,
             timeout=300,
         )
         if installed.returncode != 0:
-            pytest.skip(
-                f"npm ci could not install @umbraco/headless-client: {installed.stderr.strip()[-500:]}"
-            )
-    return NODE_DIR
+            pytest.skip(f"npm ci could not install {package}: {installed.stderr.strip()[-500:]}")
+    return folder
+
+
+async def node_script(folder: Path, script: str, environment: dict[str, str]) -> Any:
+    """Runs `node script` in `folder` with `environment` added; it must exit 0, and its last line of
+    output (JSON) is the result."""
+    process = await asyncio.create_subprocess_exec(
+        "node",
+        script,
+        cwd=folder,
+        env={**os.environ, **environment},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=120)
+    assert process.returncode == 0, stderr.decode()
+    return json.loads(stdout.decode().strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def node_client() -> Path:
+    """tests/node with its locked dependencies installed."""
+    return npm_installed(NODE_DIR, "@umbraco/headless-client")
 
 
 @pytest.fixture(scope="module")
@@ -55,22 +75,6 @@ async def test_umbraco_node_client_unchanged(node_client: Path, server: Service,
     alias = f"node-{guid()[:12]}"
     key = await create_key(db, project=alias, scopes=list(SCOPES), name="node client")
     token = rs256(claims_for(alias, scope="relations:read relations:write"))
-    environment = {
-        **os.environ,
-        "BASE_URL": server.base_url,
-        "PROJECT": alias,
-        "API_KEY": key.key,
-        "TOKEN": token,
-    }
-    process = await asyncio.create_subprocess_exec(
-        "node",
-        "relations.js",
-        cwd=node_client,
-        env=environment,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=120)
-    assert process.returncode == 0, stderr.decode()
-    result = json.loads(stdout.decode().strip().splitlines()[-1])
+    environment = {"BASE_URL": server.base_url, "PROJECT": alias, "API_KEY": key.key, "TOKEN": token}
+    result = await node_script(node_client, "relations.js", environment)
     assert result == {"ok": True, "flows": ["apiKey", "accessTokenResolver", "apiKey without projectAlias"]}

@@ -238,9 +238,15 @@ JSON_API_KINDS: dict[str, Kind] = {"POST": "add", "PATCH": "set", "DELETE": "rem
 
 def read_json_api(method: str, body: Any) -> Edit:
     """`{"data": [{"type", "id"}, ...]}`, or `{"data": {...} | null}` (cardinality one, checked later)."""
-    if not isinstance(body, dict) or "data" not in body:
-        raise BadRequest(messages.JSON_API_SHAPE)
-    _known_keys(body, {"data", "meta", "jsonapi"}, messages.JSON_API_SHAPE)
+    # JSON:API: members it defines that mean nothing here (`links`, `meta`, `jsonapi`, `included`) and
+    # members it does not define are ignored, never refused; only a document without `data`, or with
+    # `data` beside `errors`, or `data` of the wrong shape is.
+    if not isinstance(body, dict):
+        raise BadRequest(messages.JSON_API_SHAPE, source={"pointer": ""})
+    if "data" not in body:
+        raise BadRequest(messages.JSON_API_DATA_MISSING, source={"pointer": ""})
+    if "errors" in body:
+        raise BadRequest(messages.JSON_API_DATA_AND_ERRORS, source={"pointer": "/errors"})
     data = body["data"]
     single = not isinstance(data, list)
     if data is None:
@@ -250,7 +256,7 @@ def read_json_api(method: str, body: Any) -> Edit:
     elif isinstance(data, list):
         identifiers = data
     else:
-        raise BadRequest(messages.JSON_API_SHAPE)
+        raise BadRequest(messages.JSON_API_SHAPE, source={"pointer": "/data"})
     errors = _Errors()
     _limit(errors, data=identifiers)
     items: list[Item] = []
@@ -260,8 +266,6 @@ def read_json_api(method: str, body: Any) -> Edit:
         if not isinstance(identifier, dict):
             errors.fail(name, messages.JSON_API_SHAPE)
             continue
-        for unknown in sorted(set(identifier) - {"type", "id", "meta"}):
-            errors.fail(f"{name}.{unknown}", messages.FIELD_UNKNOWN)
         kind = identifier.get("type")
         if not isinstance(kind, str) or not kind.strip():
             wrong_type = kind is not None and not isinstance(kind, str)

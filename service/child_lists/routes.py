@@ -8,10 +8,11 @@ import uuid
 import weakref
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.responses import Response
 
-from service import messages
+from service import jsonapi, messages
 from service.auth import READ, TYPES_WRITE, WRITE
 from service.bodies import JSON_API, media_type, path_guid, read_body, read_json
 from service.child_lists import planner, queries
@@ -39,13 +40,13 @@ from service.errors import (
     invalid_relation_type,
 )
 from service.fields import alias_problem
-from service.hal import link_header
+from service.hal import Paging, link_header
 from service.relation_types import queries as type_queries
 from service.relation_types.model import UNKNOWN, RelationTypeFields, object_type_problem
 from service.relations.model import represent_page
 
 PATH = "/relation/parent/{guid}/{alias}"
-BACKENDLESS = re.compile(r"^(?P<alias>[^:]+):(?P<object_type>[^:]+):(?P<cardinality>[1nN])$")
+BACKENDLESS = re.compile(r"(?P<alias>[^:]+):(?P<object_type>[^:]+):(?P<cardinality>[1nN])")
 # A window bigger than this is read as the whole list instead.
 WINDOW_LIMIT = 2000
 
@@ -60,7 +61,7 @@ class TypeSpec:
 
 
 def read_alias(raw: str) -> TypeSpec:
-    found = BACKENDLESS.match(raw)
+    found = BACKENDLESS.fullmatch(raw)
     if found is None:
         if alias_problem(raw):
             raise RelationTypeNotFound(raw[:100])
@@ -312,20 +313,49 @@ def by_position(row: Record) -> ListKey:
     return (row["position"], row["id"])
 
 
+def json_api_list(
+    ctx: Context, row: Record, parent: uuid.UUID, rows: list[Record], total: int, paging: Paging
+) -> dict[str, Any]:
+    related = ctx.links.href("relations:list-by-parent", guid=parent)
+    return jsonapi.linkage(
+        ctx.request,
+        ctx.links,
+        children=[str(child["child"]) for child in rows],
+        object_type=row["child_object_type"],
+        one=row["cardinality"] == "one",
+        total=total,
+        paging=paging,
+        related=f"{related}?{urlencode({'relationType': row['alias']})}",
+    )
+
+
 async def get_list(ctx: Context) -> Response:
     parent = path_guid(ctx.path["guid"])
     spec = read_alias(ctx.path["alias"])
-    window = ctx.window(LIST_NAME, START)
+    json_api = jsonapi.negotiate(ctx.request)  # else HAL, as for every other Accept
+    if json_api:  # JSON:API's page-based strategy: page[number] and page[size], by offset
+        jsonapi.refuse_parameters(ctx.request)
+        paging = jsonapi.paging(ctx.request)
     row = await type_queries.get(ctx.db, project=ctx.project, alias=spec.alias)
     if row is None:
         raise RelationTypeNotFound(spec.alias)
     check_spec(spec, row)
+    if json_api:
+        if row["cardinality"] == "one":  # to-one linkage is one identifier, never paged
+            paging = Paging(1, paging.page_size)
+        window = PageStart(paging.page, paging.page_size, True, START, paging.offset, LIST_NAME)
+    else:
+        window = ctx.window(LIST_NAME, START)
     page, etag = await queries.page(
         ctx.db, project=ctx.project, alias=spec.alias, parent=parent, window=window
     )
+    headers = {"ETag": etag, "Vary": "Accept"}
+    if json_api:
+        body = json_api_list(ctx, row, parent, page.rows, page.total, paging)
+        return jsonapi.JsonApiResponse(body, headers=headers)
     items = represent_page(ctx.links, page.rows)
     return ctx.page(
-        key="relations", items=items, window=window, page=page, key_of=by_position, headers={"ETag": etag}
+        key="relations", items=items, window=window, page=page, key_of=by_position, headers=headers
     )
 
 
@@ -333,6 +363,9 @@ async def read_edit(ctx: Context) -> tuple[Edit, bool]:
     """The request's edit, and whether it came as JSON:API."""
     method = ctx.request.method
     json_api = media_type(ctx.request) == JSON_API
+    jsonapi.negotiate(ctx.request)  # 406 by JSON:API's rule; the answer's form follows the body's
+    if json_api:
+        jsonapi.check_content_type(ctx.request)
     if json_api and method == "PUT":
         raise UnsupportedMediaType(messages.JSON_API_PUT)
     raw = await read_body(ctx.request)
@@ -342,6 +375,7 @@ async def read_edit(ctx: Context) -> tuple[Edit, bool]:
     body = await read_json(ctx.request, allow=(JSON_API,))
     if json_api:
         return read_json_api(method, body), True
+    jsonapi.refuse_json_api_as_json(body)
     readers = {"PATCH": read_patch, "PUT": read_put, "POST": read_post, "DELETE": read_delete}
     return readers[method](body), False
 
@@ -365,6 +399,10 @@ async def edit_list(ctx: Context) -> Response:
         plan, page, etag = await perform(ctx, target, edit, window, json_api)
     if json_api or page is None:
         return Response(status_code=204, headers={"ETag": etag})
+    if jsonapi.negotiate(ctx.request):  # a Strapi or Backendless edit from a JSON:API client
+        linkage = json_api_list(ctx, row, parent, page.rows, page.total, Paging(1, window.page_size))
+        linkage["meta"]["changes"] = plan.changes
+        return jsonapi.JsonApiResponse(linkage, headers={"ETag": etag})
     items = represent_page(ctx.links, page.rows)
     body = ctx.paged(key="relations", items=items, window=window, page=page, key_of=by_position)
     body["_changes"] = plan.changes

@@ -37,7 +37,7 @@ log = logging.getLogger("service.idempotency")
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 PRUNE_EVERY_SECONDS = 600
-_SANE_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+_SANE_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 _NOT_STORED = frozenset({"content-length", "x-request-id"})
 
 
@@ -68,7 +68,7 @@ def idempotent(handler: Handler, *, invalid_message: str) -> Handler:
         key = ctx.request.headers.get(HEADER)
         if key is None:
             return await handler(ctx)
-        if not _SANE_KEY.match(key):
+        if not _SANE_KEY.fullmatch(key):
             raise BadRequest(messages.IDEMPOTENCY_KEY_INVALID)
         return await _once(ctx, handler, key, invalid_message)
 

@@ -11,12 +11,12 @@ PROJECT_EXISTS = "SELECT 1 FROM project WHERE project = $1"
 LIST_PROJECTS = "SELECT project, created_at FROM project ORDER BY project"
 
 INSERT_KEY = """
-INSERT INTO api_key (key_id, digest, project, scopes, name)
-VALUES ($1, $2, $3, $4, $5)
+INSERT INTO api_key (key_id, digest, project, scopes, name, rate_per_second, rate_burst)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
 RETURNING key_id, project, scopes, name, created_at
 """
 KEY_BY_DIGEST = """
-SELECT key_id, project, scopes, revoked_at FROM api_key WHERE digest = $1
+SELECT key_id, project, scopes, revoked_at, rate_per_second, rate_burst FROM api_key WHERE digest = $1
 """
 # Last use to the minute: a busy key is not rewritten on every cache miss of every worker.
 TOUCH_KEY = """
@@ -24,7 +24,7 @@ UPDATE api_key SET last_used_at = now()
 WHERE key_id = $1 AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')
 """
 LIST_KEYS = """
-SELECT key_id, project, scopes, name, created_at, last_used_at, revoked_at
+SELECT key_id, project, scopes, name, created_at, last_used_at, revoked_at, rate_per_second, rate_burst
 FROM api_key WHERE project = $1 ORDER BY created_at, key_id
 """
 REVOKE_KEY = """
@@ -46,9 +46,17 @@ async def list_projects(db: Database) -> list[Record]:
 
 
 async def insert_key(
-    db: Database, *, key_id: str, digest: bytes, project: str, scopes: list[str], name: str
+    db: Database,
+    *,
+    key_id: str,
+    digest: bytes,
+    project: str,
+    scopes: list[str],
+    name: str,
+    rate_per_second: int | None = None,
+    rate_burst: int | None = None,
 ) -> Record:
-    row = await db.fetchrow(INSERT_KEY, key_id, digest, project, scopes, name)
+    row = await db.fetchrow(INSERT_KEY, key_id, digest, project, scopes, name, rate_per_second, rate_burst)
     assert row is not None
     return row
 

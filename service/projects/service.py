@@ -9,9 +9,10 @@ from dataclasses import dataclass
 
 from service.db import Database
 from service.projects import queries
+from service.rate_limits.policy import RatePolicy
 from service.relation_types import queries as type_queries
 
-PROJECT_ALIAS = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+PROJECT_ALIAS = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 SCOPES = ("relations:read", "relations:write", "relation-types:write")
 KEY_PREFIX = "rr_"
 # rr_<key id: 6 random bytes, hex>_<secret: 32 random bytes, url-safe base64>
@@ -29,6 +30,7 @@ class NewKey:
     key: str
     project: str
     scopes: tuple[str, ...]
+    rate_limit: RatePolicy | None = None
 
 
 def plausible_key(key: str) -> bool:
@@ -50,7 +52,10 @@ async def create_project(db: Database, *, project: str) -> bool:
     return created
 
 
-async def create_key(db: Database, *, project: str, scopes: list[str], name: str = "") -> NewKey:
+async def create_key(
+    db: Database, *, project: str, scopes: list[str], name: str = "", rate_limit: RatePolicy | None = None
+) -> NewKey:
+    """A new key of `project` (created if missing); `rate_limit` is its own budget (SPEC §13)."""
     unknown = sorted(set(scopes) - set(SCOPES))
     if unknown or not scopes:
         raise ValueError(f"scopes must be some of: {' '.join(SCOPES)}")
@@ -59,6 +64,13 @@ async def create_key(db: Database, *, project: str, scopes: list[str], name: str
     key = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
     ordered = [scope for scope in SCOPES if scope in scopes]
     await queries.insert_key(
-        db, key_id=key_id, digest=key_digest(key), project=project, scopes=ordered, name=name
+        db,
+        key_id=key_id,
+        digest=key_digest(key),
+        project=project,
+        scopes=ordered,
+        name=name,
+        rate_per_second=rate_limit.rate if rate_limit else None,
+        rate_burst=rate_limit.burst if rate_limit else None,
     )
-    return NewKey(key_id=key_id, key=key, project=project, scopes=tuple(ordered))
+    return NewKey(key_id=key_id, key=key, project=project, scopes=tuple(ordered), rate_limit=rate_limit)

@@ -12,7 +12,7 @@ from service.fields import Fields
 from service.hal import Links, iso
 
 UNKNOWN = "Unknown"
-OBJECT_TYPE = re.compile(r"^[A-Z][A-Z0-9_]{0,99}$")
+OBJECT_TYPE = re.compile(r"[A-Z][A-Z0-9_]{0,99}")
 CARDINALITIES = ("many", "one")
 NAME_LIMIT = 255
 FIELDS = (
@@ -57,7 +57,7 @@ BUILTINS = (
 
 
 def object_type_problem(value: Any) -> str | None:
-    if value == UNKNOWN or (isinstance(value, str) and OBJECT_TYPE.match(value)):
+    if value == UNKNOWN or (isinstance(value, str) and OBJECT_TYPE.fullmatch(value)):
         return None
     return messages.OBJECT_TYPE_INVALID
 

@@ -463,7 +463,7 @@ async def test_json_api(client: httpx.AsyncClient, project: Project) -> None:
     assert await listing(client, project, parent, alias) == [a]
     conflict = await send("POST", [{"type": "people", "id": b}])
     assert conflict.status_code == 409
-    assert error_of(conflict)["message"] == messages.JSON_API_TYPE_MISMATCH.format(
+    assert conflict.json()["errors"][0]["detail"] == messages.JSON_API_TYPE_MISMATCH.format(
         type="people", expected="ARTICLE", alias=alias
     )
     put = await call(client, project, "PUT", parent, {"data": []}, alias=alias, content_type=JSON_API)
@@ -594,7 +594,7 @@ async def test_json_api_delete_needs_a_body(client: httpx.AsyncClient, project: 
     headers = {**project.headers, "Content-Type": JSON_API}
     response = await client.delete(path(parent), headers=headers)
     assert response.status_code == 400
-    assert error_of(response)["message"] == messages.EMPTY_BODY
+    assert response.json()["errors"][0]["detail"] == messages.EMPTY_BODY
     assert len(await listing(client, project, parent)) == 2
 
 
