@@ -57,11 +57,19 @@ class Context:
     def hal(self, content: Any, status: int = 200, headers: dict[str, str] | None = None) -> HalResponse:
         return HalResponse(content, status_code=status, headers=headers)
 
-    def window(self, name: str, start: ListKey, *filters: object, first_page: bool = False) -> PageStart:
+    def window(
+        self,
+        name: str,
+        start: ListKey,
+        *filters: object,
+        first_page: bool = False,
+        paging: Paging | None = None,
+    ) -> PageStart:
         """Where this request's page of the list `name` (with `filters`) starts. `start` is a key
         before the list's first item; a cursor is read against this list, page size and project.
-        `first_page`: the list's first page, whatever the query asks (an edit's answer)."""
-        paging = self.paging()
+        `first_page`: the list's first page, whatever the query asks (an edit's answer); `paging`: the
+        page and size as the route read them (else `?page=`, `?pageSize=`)."""
+        paging = paging or self.paging()
         if first_page:
             paging = Paging(1, paging.page_size)
         scope = "\n".join(

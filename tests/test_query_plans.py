@@ -165,28 +165,33 @@ async def explain(db: Database, mode: str, sql: str, args: tuple[Any, ...]) -> d
     return plan
 
 
-def assert_index_plan(plan: dict[str, Any], *, counts_a_range: bool = False) -> None:
+def assert_index_plan(plan: dict[str, Any], name: str, *, counts_a_range: bool = False) -> None:
     """Index scans of `relation` only, nothing sorted, no aggregate over the list's rows."""
     every = nodes(plan)
-    assert not [n for n in every if n["Node Type"] in ("Sort", "Incremental Sort")], plan
+    assert not [n for n in every if n["Node Type"] in ("Sort", "Incremental Sort")], (name, plan)
     relation_scans = [n for n in every if n.get("Relation Name") == "relation" and "Scan" in n["Node Type"]]
-    assert all(n["Node Type"] in ("Index Scan", "Index Only Scan") for n in relation_scans), plan
+    assert all(n["Node Type"] in ("Index Scan", "Index Only Scan") for n in relation_scans), (name, plan)
     for node in every:
         if node["Node Type"] == "Aggregate":
             below = [n for n in nodes(node) if n.get("Relation Name") == "relation"]
             if counts_a_range:  # counts rows between two keys only: both bounds are index conditions
-                assert all(">" in n.get("Index Cond", "") and "<" in n["Index Cond"] for n in below), plan
+                assert all(">" in n.get("Index Cond", "") and "<" in n["Index Cond"] for n in below), name
             else:
-                assert not below, plan
+                assert not below, (name, plan)
 
 
 @pytest.mark.parametrize("mode", ["force_custom_plan", "force_generic_plan"])
 async def test_every_list_page_is_an_index_range(db: Database, big_list: str, mode: str) -> None:
     for name, (sql, args) in page_cases(big_list).items():
         plan = await explain(db, mode, sql, args)
-        assert_index_plan(plan)
-        table = "relation_type" if name.startswith("types/") else "relation"
-        read = [n for n in nodes(plan) if n.get("Relation Name") == table and "Scan" in n["Node Type"]]
+        if name.startswith("types/"):
+            # A project's handful of types: with many projects' types in the table the planner may read
+            # them by a bitmap of the primary key and sort those few rows; never a scan of the table.
+            read = [n for n in nodes(plan) if n.get("Relation Name") == "relation_type"]
+            assert read and all(n["Node Type"] != "Seq Scan" for n in read), (name, plan)
+            continue
+        assert_index_plan(plan, name)
+        read = [n for n in nodes(plan) if n.get("Relation Name") == "relation" and "Scan" in n["Node Type"]]
         assert read and all(n["Node Type"] in ("Index Scan", "Index Only Scan") for n in read), (name, plan)
 
 
@@ -195,7 +200,7 @@ async def test_every_statement_of_a_list_edit_is_an_index_range(
     db: Database, big_list: str, mode: str
 ) -> None:
     for name, (sql, args) in edit_cases(big_list).items():
-        assert_index_plan(await explain(db, mode, sql, args), counts_a_range=name == "count-between")
+        assert_index_plan(await explain(db, mode, sql, args), name, counts_a_range=name == "count-between")
 
 
 async def test_an_edit_after_a_large_load_plans_on_the_index(db: Database, big_list: str) -> None:
@@ -208,7 +213,7 @@ async def test_an_edit_after_a_large_load_plans_on_the_index(db: Database, big_l
     sql, args = edit_cases(big_list)["insert-at-end"]
     for mode in ("force_custom_plan", "force_generic_plan"):
         plan = await explain(db, mode, sql, args)
-        assert_index_plan(plan)
+        assert_index_plan(plan, mode)
         limits = [n for n in nodes(plan) if n["Node Type"] == "Limit"]
         assert len(limits) >= 3, plan  # the first row, the last row, the page
 

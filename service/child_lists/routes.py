@@ -333,9 +333,10 @@ async def get_list(ctx: Context) -> Response:
     parent = path_guid(ctx.path["guid"])
     spec = read_alias(ctx.path["alias"])
     json_api = jsonapi.negotiate(ctx.request)  # else HAL, as for every other Accept
-    if json_api:  # JSON:API's page-based strategy: page[number] and page[size], by offset
+    if json_api:
         jsonapi.refuse_parameters(ctx.request)
-        paging = jsonapi.paging(ctx.request)
+    # JSON:API's page-based `page[number]`/`page[size]` too (by offset); HAL pages also take a cursor.
+    paging = jsonapi.paging(ctx.request)
     row = await type_queries.get(ctx.db, project=ctx.project, alias=spec.alias)
     if row is None:
         raise RelationTypeNotFound(spec.alias)
@@ -345,7 +346,9 @@ async def get_list(ctx: Context) -> Response:
             paging = Paging(1, paging.page_size)
         window = PageStart(paging.page, paging.page_size, True, START, paging.offset, LIST_NAME)
     else:
-        window = ctx.window(LIST_NAME, START)
+        window = ctx.window(
+            LIST_NAME, START, paging=Paging(paging.page, paging.page_size, ctx.paging().cursor)
+        )
     page, etag = await queries.page(
         ctx.db, project=ctx.project, alias=spec.alias, parent=parent, window=window
     )
