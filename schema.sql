@@ -6,7 +6,7 @@
 -- (Citus) and project-scoped reads routed to replicas. `api_key` is looked up before the project is
 -- known (the key names its project), so it is keyed by its own id: a small reference table.
 --
--- schema-version: 6
+-- schema-version: 8
 
 CREATE TABLE IF NOT EXISTS schema_version (
     version     integer     PRIMARY KEY,
@@ -208,6 +208,23 @@ BEGIN
     RETURN QUERY SELECT v_granted, v_tokens - v_granted;
 END $$;
 
+-- === bulk import (issue 14) ===
+-- POST /relation/import rewrites many lists (100,000 of them, say) in one transaction. Taking each
+-- list's lock would need one lock-table entry per list, and PostgreSQL's shared lock table holds only
+-- about max_locks_per_transaction × max_connections entries for all sessions together ("out of shared
+-- memory" past it). So the import takes one lock per project, exclusively, and every list writer takes
+-- that same lock shared before its list's lock: list edits of a project run side by side as before and
+-- wait only while an import of that project merges (its upload is staged before it takes the lock).
+-- This definition replaces relation_list_lock's above; every writer of a list's order calls it.
+CREATE OR REPLACE FUNCTION relation_project_lock_key(p_project text) RETURNS bigint
+LANGUAGE sql IMMUTABLE AS $$ SELECT hashtextextended('relation-import/' || p_project, 0) $$;
+
+CREATE OR REPLACE FUNCTION relation_list_lock(p_project text, p_alias text, p_parent uuid)
+RETURNS void LANGUAGE sql VOLATILE AS $$
+    SELECT pg_advisory_xact_lock_shared(relation_project_lock_key(p_project));
+    SELECT pg_advisory_xact_lock(hashtextextended(p_project || '/' || p_alias || '/' || p_parent::text, 0))
+$$;
+
 -- === exact counters and cursors (issue 12) ===
 -- Every list's `_totalItems` from counters that move in the same transaction as every change, never
 -- from counting a list's rows (SPEC §8). All of them are kept by the statement-level triggers below,
@@ -406,4 +423,4 @@ BEGIN
     END IF;
 END $$;
 
-INSERT INTO schema_version (version) VALUES (6) ON CONFLICT (version) DO NOTHING;
+INSERT INTO schema_version (version) VALUES (8) ON CONFLICT (version) DO NOTHING;

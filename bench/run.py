@@ -54,6 +54,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--out", type=Path, default=None, help="results folder (default bench-results/<time>)"
     )
+    parser.add_argument("--bulk-relations", type=int, default=1_000_000, help="relations of the bulk phase")
+    parser.add_argument("--bulk-lists", type=int, default=1_000, help="lists they are spread over")
     return parser.parse_args(argv)
 
 
@@ -375,6 +377,20 @@ def lists_section(args: argparse.Namespace, bench: Bench) -> tuple[list[str], li
     return lines, met
 
 
+BULK = "bulk"
+
+
+def bulk_phase(bench: Bench, url: str) -> list[str]:
+    from bench import bulk
+
+    result = bulk.run(
+        url, bench.out, relations=bench.args.bulk_relations, lists=bench.args.bulk_lists, log=log
+    )
+    bench.extra["bulk"] = result
+    (bench.out / "bulk.json").write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+    return bulk.summary(result)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     bench = Bench(args)
@@ -385,6 +401,12 @@ def main(argv: list[str] | None = None) -> int:
         print(report, flush=True)
         (bench.out / "table.txt").write_text(report + "\n")
         return 1 if any(r.errors for r in bench.results) else 0
+    if bench.only == {BULK}:  # runs alone: it needs none of the seeded data
+        url, _ = database_urls(args.relations, 0)
+        report = "\n".join(bulk_phase(bench, url))
+        print(report, flush=True)
+        (bench.out / "table.txt").write_text(report + "\n")
+        return 0
     url, small_url = database_urls(args.relations, args.small_relations)
     keys = asyncio.run(seed.seed(url, args.relations, force=args.reseed, log=log))
     small_keys = (
@@ -479,6 +501,12 @@ def main(argv: list[str] | None = None) -> int:
         route(
             "mixed: 70% GET/20% POST/10% PATCH, 32 conns", service, Load("mixed", (files["reads"], lists_arg))
         )
+        contention: dict[str, Any] = {}
+        if has_lists and bench.wanted("contention"):
+            from bench import contention as contention_test
+
+            contention = contention_test.run(service.url, keys[seed.MAIN_PROJECT], keys[seed.LOAD_PROJECT])
+            log(f"  {contention['summary'][0]}")
     memory: dict[str, Any] = {}
     reliability: dict[str, Any] = {}
     if (args.memory_requests and bench.wanted("memory")) or (
@@ -537,10 +565,16 @@ def main(argv: list[str] | None = None) -> int:
     if reliability:
         lines.append("")
         lines.extend(reliability["summary"])
+    if contention:
+        lines.append("")
+        lines.extend(contention["summary"])
     lines.append("")
     lines.extend(targets(rows, refs, scale, small_scale, memory))
     if size_targets:
         lines.extend(["targets (issue 12):", *size_targets])
+    if bench.wanted(BULK):
+        lines.append("")
+        lines.extend(bulk_phase(bench, url))
     report = "\n".join(lines)
     print(report, flush=True)
     (bench.out / "table.txt").write_text(report + "\n")
@@ -556,7 +590,11 @@ def main(argv: list[str] | None = None) -> int:
         )
     )
     log(f"raw results in {bench.out} ({time.monotonic() - started:.0f} s)")
-    failed = reliability.get("ok") is False or any(r.errors for r in bench.results if r.name != "memory")
+    failed = (
+        reliability.get("ok") is False
+        or contention.get("ok") is False
+        or any(r.errors for r in bench.results if r.name != "memory")
+    )
     return 1 if failed else 0
 
 

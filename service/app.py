@@ -14,27 +14,28 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Match, Route
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp
 
 from service import cursors, docs, health, messages, metrics
 from service.auth import Authenticator
+from service.bulk.routes import routes as bulk_routes
 from service.child_lists.routes import routes as child_list_routes
 from service.db import Database
+from service.endpoint import assemble
 from service.errors import ApiError, MethodNotAllowed, NotFound
 from service.hal import route_templates
 from service.idempotency.service import prune_forever
 from service.middleware import (
     Cors,
     Observe,
-    RequestLimits,
+    RefuseNul,
     TrailingSlash,
     TrustedProxies,
     error_response,
 )
 from service.rate_limits.service import RateLimits
 from service.relation_types.routes import routes as relation_type_routes
-from service.relations.routes import alias_routes
 from service.relations.routes import routes as relation_routes
 from service.schema import DatabaseUnreachable, migrate, when_reachable
 from service.settings import Settings
@@ -47,25 +48,16 @@ async def api_error(request: Request, exc: Exception) -> Response:
     return error_response(exc, request.scope)
 
 
-def allowed_methods(request: Request) -> str | None:
-    """Every method of every route matching the path: Starlette's own `Allow` names only the first
-    matching route's, and our routes have one method each."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        if isinstance(route, Route) and route.methods and route.matches(request.scope)[0] != Match.NONE:
-            methods |= route.methods
-    return ", ".join(sorted(methods)) or None
-
-
 async def http_error(request: Request, exc: Exception) -> Response:
     """Starlette's own answers (unknown route, wrong method) in our envelope."""
     assert isinstance(exc, HTTPException)
     error: ApiError
     if exc.status_code == 405:
-        allow = allowed_methods(request)
+        # The router's answer: the matched route's methods (no two routes match one path).
+        allow = ", ".join(sorted((exc.headers or {}).get("Allow", "").split(", ")))
         error = MethodNotAllowed(
             messages.METHOD_NOT_ALLOWED.format(method=request.method, path=request.url.path[:200]),
-            headers={"Allow": allow} if allow else exc.headers,
+            headers={"Allow": allow},
         )
     elif exc.status_code == 404:
         error = NotFound(messages.ROUTE_NOT_FOUND.format(path=request.url.path[:200]))
@@ -81,16 +73,19 @@ async def crash(request: Request, exc: Exception) -> Response:
 
 
 def api_routes() -> list[BaseRoute]:
-    # Starlette tries routes in order: the API's hot reads first (their paths overlap nothing else).
-    return [
-        *relation_routes,
-        *relation_type_routes,
-        *child_list_routes,
-        *alias_routes,
-        *health.routes,
-        *metrics.routes,
-        *docs.routes(),
-    ]
+    """Every route. No request matches two of them (endpoint.assemble), so their order changes no
+    answer; the API's hot reads come first only because Starlette tries routes in order."""
+    return assemble(
+        [
+            *relation_routes,
+            *relation_type_routes,
+            *child_list_routes,
+            *bulk_routes,
+            *health.routes,
+            *metrics.routes,
+            *docs.routes(),
+        ]
+    )
 
 
 class App(Starlette):
@@ -164,7 +159,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             asyncio.create_task(prune_forever(db, hours=settings.idempotency_hours)),
             asyncio.create_task(rate_limits.prune_forever()),
         ]
-        if metrics.MULTIPROCESS_DIR is not None:
+        if metrics.multiprocess_mode():
             chores.append(asyncio.create_task(metrics.keep_pool_current(db)))
         # Start-up objects (modules, routes, settings) never die: out of the collector's way, so its
         # full collections stay short (they set the p99 under load).
@@ -180,8 +175,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             metrics.worker_stopped()
 
     configure_access_log(settings.access_log)
+    metrics.configure(settings.metrics_dir)
     routes = api_routes()
-    middleware = [Middleware(RequestLimits, max_body_bytes=settings.max_body_bytes)]
+    middleware = [Middleware(RefuseNul)]
     if settings.cors_origins:
         middleware.insert(0, Middleware(Cors, origins=settings.cors_origins))
     app = App(

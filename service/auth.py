@@ -23,7 +23,7 @@ from service.errors import Unauthorized
 from service.projects import queries
 from service.projects.service import key_digest, plausible_key, valid_project_alias
 from service.rate_limits.policy import RatePolicy
-from service.settings import Settings
+from service.settings import InvalidSetting, Settings
 
 READ = "relations:read"
 WRITE = "relations:write"
@@ -85,12 +85,15 @@ class _TtlCache:
 
 
 def _asymmetric_algorithms(pem: str) -> tuple[Any, tuple[str, ...]]:
-    key = load_pem_public_key(pem.encode())
+    try:
+        key = load_pem_public_key(pem.encode())
+    except ValueError:
+        raise InvalidSetting("RELATIONS_JWT_PUBLIC_KEY is not a PEM public key") from None
     if isinstance(key, rsa.RSAPublicKey):
         return key, ("RS256", "RS384", "RS512")
     if isinstance(key, ec.EllipticCurvePublicKey):
         return key, ("ES256", "ES384", "ES512")
-    raise ValueError("RELATIONS_JWT_PUBLIC_KEY must be an RSA or EC public key")
+    raise InvalidSetting("RELATIONS_JWT_PUBLIC_KEY must be an RSA or EC public key")
 
 
 class Authenticator:
@@ -104,7 +107,7 @@ class Authenticator:
         if settings.jwt_secret:
             length = len(settings.jwt_secret.encode())
             if length < HMAC_MIN_BYTES["HS256"]:
-                raise ValueError("RELATIONS_JWT_SECRET must be at least 32 bytes (RFC 7518 §3.2)")
+                raise InvalidSetting("RELATIONS_JWT_SECRET must be at least 32 bytes (RFC 7518 §3.2)")
             for algorithm, minimum in HMAC_MIN_BYTES.items():
                 if length >= minimum:
                     self._verifiers[algorithm] = settings.jwt_secret

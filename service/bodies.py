@@ -19,16 +19,20 @@ _BRACED = re.compile(r"\{(.*)\}")
 
 
 def media_type(request: Request) -> str:
-    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    return media_type_of(request.headers.get("content-type", ""))
+
+
+def media_type_of(content_type: str) -> str:
+    return content_type.split(";", 1)[0].strip().lower()
 
 
 def is_json_media_type(value: str) -> bool:
     return value in ("", "application/json", "text/json") or value.endswith("+json")
 
 
-async def read_body(request: Request) -> bytes:
-    """The raw body, refused with 413 as soon as it passes the limit (never read whole first)."""
-    limit: int = request.app.state.settings.max_body_bytes
+async def read_limited(request: Request, *, limit: int) -> bytes:
+    """The raw body, refused with 413 as soon as it passes `limit` (never read whole first), whether
+    its size was declared (Content-Length) or not (chunked). The pipeline's body step is its one caller."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(messages.BODY_TOO_LARGE.format(limit=limit))
@@ -42,12 +46,11 @@ async def read_body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
-async def read_json(request: Request, *, allow: tuple[str, ...] = ()) -> Any:
-    """The body as JSON. `allow` names extra media types accepted besides JSON ones."""
-    found = media_type(request)
+def parse_json(raw: bytes, content_type: str, *, allow: tuple[str, ...] = ()) -> Any:
+    """`raw` as JSON. `allow` names extra media types accepted besides JSON ones."""
+    found = media_type_of(content_type)
     if not is_json_media_type(found) and found not in allow:
         raise UnsupportedMediaType(messages.UNSUPPORTED_MEDIA_TYPE.format(media_type=found))
-    raw = await read_body(request)
     if not raw.strip():
         raise BadRequest(messages.EMPTY_BODY)
     try:
@@ -58,13 +61,6 @@ async def read_json(request: Request, *, allow: tuple[str, ...] = ()) -> Any:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise BadRequest(messages.INVALID_JSON) from None
-
-
-async def read_json_object(request: Request) -> dict[str, Any]:
-    body = await read_json(request)
-    if not isinstance(body, dict):
-        raise BadRequest(messages.BODY_NOT_OBJECT)
-    return body
 
 
 def parse_guid(value: Any) -> uuid.UUID | None:

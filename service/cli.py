@@ -1,4 +1,4 @@
-"""The `relations` command: serve, migrate, keys, projects."""
+"""The `relations` command: serve, migrate, keys, projects, export, import."""
 
 from __future__ import annotations
 
@@ -7,11 +7,19 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import orjson
+
+from service.bulk import service as bulk
+from service.bulk.progress import Reporter
+from service.bulk.umbraco import UmbracoProblems
+from service.bulk.umbraco import convert as convert_umbraco
 from service.db import Database
+from service.errors import ApiError, ValidationFailed
 from service.projects import queries as project_queries
 from service.projects.service import SCOPES, create_key, create_project, valid_project_alias
 from service.rate_limits.policy import InvalidPolicy, parse_policy
@@ -111,17 +119,20 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     if embedded:
         write_dev_key(settings, url)
-    scheme = "https" if args.ssl_certfile else "http"
-    print(f"Serving on {scheme}://{args.host}:{args.port} — docs at /docs", flush=True)
+    host = args.host or settings.host
+    port = settings.port if args.port is None else args.port
+    certfile = args.ssl_certfile or settings.tls_cert
+    scheme = "https" if certfile else "http"
+    print(f"Serving on {scheme}://{host}:{port} — docs at /docs", flush=True)
     uvicorn.run(
         "service.app:create_app",
         factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
+        host=host,
+        port=port,
+        workers=args.workers or settings.workers,
         loop="uvloop",
         http="service.serving:GuardedHttpTools",
-        log_level=os.environ.get("RELATIONS_LOG_LEVEL", "warning"),
+        log_level=settings.log_level,
         access_log=False,
         timeout_graceful_shutdown=30,
         server_header=False,  # no `server: uvicorn` on every answer
@@ -134,8 +145,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         # X-Forwarded-* are applied by the app itself (service/middleware.py: TrustedProxies), which
         # also honours X-Forwarded-Host; uvicorn's own handling would hide the proxy's address from it.
         proxy_headers=False,
-        ssl_certfile=args.ssl_certfile,
-        ssl_keyfile=args.ssl_keyfile,
+        ssl_certfile=certfile,
+        ssl_keyfile=args.ssl_keyfile or settings.tls_key,
     )
     return 0
 
@@ -232,16 +243,121 @@ def projects_list(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+READ_CHUNK = 1 << 20
+
+
+def export_relations(args: argparse.Namespace, settings: Settings) -> int:
+    """The project's NDJSON to FILE (written as FILE.partial, renamed when complete, so a failed
+    export never leaves a file that looks whole) or to stdout; progress on stderr."""
+    if not valid_project_alias(args.project):
+        print(f"invalid project alias: {args.project!r}", file=sys.stderr)
+        return 2
+    target = Path(args.output) if args.output else None
+    partial = target.with_name(target.name + ".partial") if target else None
+
+    async def run(db: Database) -> int:
+        if not await project_queries.project_exists(db, project=args.project):
+            print(f"no project {args.project!r}", file=sys.stderr)
+            return 1
+        with Reporter(f"export {args.project}") as progress:
+            out = partial.open("wb") if partial else sys.stdout.buffer
+            try:
+                async with bulk.exporting(db, project=args.project, progress=progress) as chunks:
+                    async for chunk in chunks:
+                        out.write(chunk)
+            finally:
+                if partial:
+                    out.close()
+                else:
+                    out.flush()
+        if target and partial:
+            partial.replace(target)
+        return 0
+
+    try:
+        code: int = asyncio.run(with_db(database_url(settings), run))
+    except ApiError as error:
+        print(f"relations: export failed: {error.message}", file=sys.stderr)
+        code = 1
+    if code and partial:
+        partial.unlink(missing_ok=True)
+    return code
+
+
+async def file_chunks(path: str) -> AsyncIterator[bytes]:
+    with sys.stdin.buffer if path == "-" else open(path, "rb") as handle:  # noqa: ASYNC230 (a local file)
+        while chunk := handle.read(READ_CHUNK):
+            yield chunk
+
+
+async def listed(lines: list[bytes]) -> AsyncIterator[bytes]:
+    for start in range(0, len(lines), 10_000):
+        yield b"".join(lines[start : start + 10_000])
+
+
+def import_relations(args: argparse.Namespace, settings: Settings) -> int:
+    """An NDJSON file (or `-`), or an Umbraco export (--umbraco DIR), into the project (created when
+    missing), through the same import as POST /relation/import. Prints the counts as JSON."""
+    if not valid_project_alias(args.project):
+        print(f"invalid project alias: {args.project!r}", file=sys.stderr)
+        return 2
+    if (args.file is None) == (args.umbraco is None):
+        print("give either FILE or --umbraco DIR", file=sys.stderr)
+        return 2
+    where: Callable[[str], str] = str
+    if args.umbraco is not None:
+        try:
+            converted = convert_umbraco(Path(args.umbraco))
+        except UmbracoProblems as problems:
+            print("relations: nothing imported; these rows cannot be mapped:", file=sys.stderr)
+            for problem in problems.problems:
+                print(f"  {problem}", file=sys.stderr)
+            return 1
+        chunks = listed(converted.lines)
+        where = converted.where
+    else:
+        chunks = file_chunks(args.file)
+
+    async def run(db: Database) -> bulk.Outcome:
+        await create_project(db, project=args.project)
+        with Reporter(f"import {args.project}") as progress:
+            return await bulk.import_lines(
+                db,
+                project=args.project,
+                chunks=chunks,
+                may_change_types=True,
+                dry_run=args.dry_run,
+                progress=progress,
+            )
+
+    try:
+        outcome = asyncio.run(with_db(database_url(settings), run))
+    except ValidationFailed as failed:
+        print(f"relations: nothing imported; {len(failed.errors)} line(s) with problems:", file=sys.stderr)
+        for key, found in failed.errors.items():
+            for problem in found:
+                print(f"  {where(key)}: {problem}", file=sys.stderr)
+        return 1
+    except (ApiError, OSError) as error:
+        print(f"relations: import failed: {getattr(error, 'message', error)}", file=sys.stderr)
+        return 1
+    if args.dry_run:
+        print("dry run: nothing was stored", file=sys.stderr)
+    print(orjson.dumps(outcome.body()).decode())
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="relations", description="Relation registry")
     commands = root.add_subparsers(dest="command", required=True)
 
     serve_cmd = commands.add_parser("serve", help="serve the HTTP API")
-    serve_cmd.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
-    serve_cmd.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
-    serve_cmd.add_argument("--workers", type=int, default=int(os.environ.get("WORKERS", "1")))
-    serve_cmd.add_argument("--ssl-certfile", default=os.environ.get("RELATIONS_TLS_CERT") or None)
-    serve_cmd.add_argument("--ssl-keyfile", default=os.environ.get("RELATIONS_TLS_KEY") or None)
+    # Defaults from the settings (HOST, PORT, WORKERS, RELATIONS_TLS_CERT, RELATIONS_TLS_KEY).
+    serve_cmd.add_argument("--host", default=None)
+    serve_cmd.add_argument("--port", type=int, default=None)
+    serve_cmd.add_argument("--workers", type=int, default=None)
+    serve_cmd.add_argument("--ssl-certfile", default=None)
+    serve_cmd.add_argument("--ssl-keyfile", default=None)
     serve_cmd.set_defaults(run=serve)
 
     commands.add_parser("migrate", help="apply schema.sql").set_defaults(run=run_migrate)
@@ -269,6 +385,21 @@ def parser() -> argparse.ArgumentParser:
     make.add_argument("alias")
     make.set_defaults(run=projects_create)
     projects.add_parser("list", help="list projects").set_defaults(run=projects_list)
+
+    export = commands.add_parser("export", help="a project's relation types and relations as NDJSON")
+    export.add_argument("--project", required=True)
+    export.add_argument("-o", "--output", help="write to this file (default: stdout)")
+    export.set_defaults(run=export_relations)
+    load = commands.add_parser("import", help="import NDJSON, or Umbraco's tables as CSV (--umbraco)")
+    load.add_argument("--project", required=True, help="created when it does not exist")
+    load.add_argument("file", nargs="?", help="an export's NDJSON file, or - for stdin")
+    load.add_argument(
+        "--umbraco",
+        metavar="DIR",
+        help="a folder with umbracoRelationType.csv, umbracoRelation.csv and umbracoNode.csv",
+    )
+    load.add_argument("--dry-run", action="store_true", help="check and count, store nothing")
+    load.set_defaults(run=import_relations)
     return root
 
 

@@ -161,6 +161,24 @@ class Database:
                 raise
             raise answer from error
 
+    @asynccontextmanager
+    async def dedicated(
+        self, *, isolation: str = "read_committed", readonly: bool = False
+    ) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection of the caller's own inside a transaction, for what needs asyncpg's own
+        API (the bulk routes: COPY into a staging table, a cursor over a snapshot). The block's
+        statements go to that connection only; driver failures become errors as everywhere else."""
+        inside = False
+        try:
+            async with self._acquire() as raw, raw.transaction(isolation=isolation, readonly=readonly):
+                inside = True
+                yield raw
+        except Exception as error:
+            answer = translate(error, connecting=not inside)
+            if answer is None:
+                raise
+            raise answer from error
+
     async def _run(self, call: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
         """One statement: on the transaction's connection inside `transaction()`, else on a pooled one."""
         connected = False

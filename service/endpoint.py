@@ -1,202 +1,174 @@
-"""Routes of the API: one wrapper does, in SPEC §2's order, the version check (400), authentication
-(401), then project and scope (403), then the rate limit (429), and hands the handler a Context.
-Routing itself answers unknown paths (404) and wrong methods (405) before any of this."""
+"""Declaring the API's routes. A route is a path and its operations (one per method); each operation's
+handler runs behind the pipeline's steps (service/pipeline.py). Routing itself is Starlette's: an
+unknown path is 404, a known path with another method 405 with `Allow` naming the route's methods.
+
+    api_route(path, handler, method=..., name=..., scope=...)   one method
+    ApiRoute(path, [operation(...), operation(...)])            several methods on one path
+
+`assemble` puts the declared routes into the router: operations declared separately on one path become
+one route, and a `{param}` that another route's literal segment (or `{id:int}`) would also match is
+refused those values, so no request matches two routes and their order does not matter. Every literal
+segment of a declared path is a reserved word (service/reserved.py), never a valid alias."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
-from functools import cached_property
-from typing import Any
+from collections.abc import Callable, Hashable, Iterable, Sequence
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Match, Route
+from starlette.types import Scope
 
-from service import messages
-from service.auth import TYPES_WRITE, Authenticator, Principal
-from service.cursors import Cursors, ListKey, PageStart, Slice
-from service.db import Database, Record
-from service.errors import BadRequest, Forbidden
-from service.hal import Edges, HalResponse, Links, Paging, link_header, links_for, paged
-from service.idempotency.service import idempotent
-from service.projects.service import valid_project_alias
-from service.rate_limits.service import RateLimits
+from service import messages, reserved
+from service.context import Context, Handler, Operation
+from service.pipeline import chain, checked_headers
 
-# Every pattern of the service is used with fullmatch: `$` would also accept a final newline.
-SUPPORTED_VERSION = re.compile(r"2(\.\d+)?")
-_ACCEPT_VERSION = re.compile(r";\s*v\s*=\s*([^;,\s]+)")
-WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+__all__ = ["ApiRoute", "Context", "Handler", "Operation", "api_route", "assemble", "operation"]
+
+_PARAM = re.compile(r"{(\w+)(?::(\w+))?}")
 
 
-@dataclass
-class Context:
-    """What a handler needs: the request, the project it acts on, and the database."""
-
-    request: Request
-    principal: Principal
-    project: str
-
-    @property
-    def db(self) -> Database:
-        db: Database = self.request.app.state.db
-        return db
-
-    @cached_property
-    def links(self) -> Links:
-        return links_for(self.request)
-
-    @property
-    def path(self) -> dict[str, Any]:
-        return self.request.path_params
-
-    def paging(self) -> Paging:
-        return Paging.from_request(self.request)
-
-    def hal(self, content: Any, status: int = 200, headers: dict[str, str] | None = None) -> HalResponse:
-        return HalResponse(content, status_code=status, headers=headers)
-
-    def window(
-        self,
-        name: str,
-        start: ListKey,
-        *filters: object,
-        first_page: bool = False,
-        paging: Paging | None = None,
-    ) -> PageStart:
-        """Where this request's page of the list `name` (with `filters`) starts. `start` is a key
-        before the list's first item; a cursor is read against this list, page size and project.
-        `first_page`: the list's first page, whatever the query asks (an edit's answer); `paging`: the
-        page and size as the route read them (else `?page=`, `?pageSize=`)."""
-        paging = paging or self.paging()
-        if first_page:
-            paging = Paging(1, paging.page_size)
-        scope = "\n".join(
-            (self.project, name, self.request.scope["path"], repr(filters), str(paging.page_size))
-        )
-        cursors: Cursors = self.request.app.state.cursors
-        return PageStart.of(
-            page=paging.page,
-            page_size=paging.page_size,
-            cursor=paging.cursor,
-            cursors=cursors,
-            scope=scope,
-            start=start,
-        )
-
-    def paged(
-        self, *, key: str, items: Sequence[Mapping[str, Any]], window: PageStart, page: Slice, key_of: KeyOf
-    ) -> dict[str, Any]:
-        """The HAL body of one page of a list, with cursor links after and before it."""
-        edges = None
-        if page.rows:
-            cursors: Cursors = self.request.app.state.cursors
-            edges = Edges(key_of(page.rows[0]), key_of(page.rows[-1]), page.more, cursors)
-        return paged(
-            self.request, self.links, key=key, items=items, total=page.total, window=window, edges=edges
-        )
-
-    def page(
-        self,
-        *,
-        key: str,
-        items: Sequence[Mapping[str, Any]],
-        window: PageStart,
-        page: Slice,
-        key_of: KeyOf,
-        headers: dict[str, str] | None = None,
-    ) -> HalResponse:
-        """`paged` as a response, its links also in a `Link` header."""
-        body = self.paged(key=key, items=items, window=window, page=page, key_of=key_of)
-        return self.hal(
-            body, headers={**(headers or {}), "Link": link_header(self.request, self.links, body)}
-        )
-
-
-Handler = Callable[[Context], Awaitable[Response]]
-# The key of a list's row in the list's order (what a cursor continues after).
-KeyOf = Callable[[Record], ListKey]
-
-
-# The headers the checks read, picked in one pass over the raw list: building Starlette's Headers and
-# looking each one up cost more than the rest of a by-id read's Python. First occurrence wins, as in
-# Headers.get.
-CHECKED_HEADERS = frozenset({b"authorization", b"api-key", b"api-version", b"accept", b"umb-project-alias"})
-
-
-def checked_headers(request: Request) -> dict[str, str]:
-    found: dict[str, str] = {}
-    for name, value in request.scope["headers"]:
-        if name in CHECKED_HEADERS:
-            found.setdefault(name.decode("latin-1"), value.decode("latin-1"))
-    return found
-
-
-def query_value(request: Request, name: str) -> str | None:
-    """A query parameter, without parsing an empty query string."""
-    return request.query_params.get(name) if request.scope.get("query_string") else None
-
-
-def requested_version(request: Request, headers: Mapping[str, str]) -> str | None:
-    version = headers.get("api-version") or query_value(request, "api-version")
-    if version is None:
-        found = _ACCEPT_VERSION.search(headers.get("accept", ""))
-        version = found.group(1) if found else None
-    return version
-
-
-def check_version(request: Request, headers: Mapping[str, str]) -> None:
-    version = requested_version(request, headers)
-    if version is not None and not SUPPORTED_VERSION.fullmatch(version.strip(" \t")):
-        raise BadRequest(messages.INVALID_VERSION.format(version=version[:32]))
-
-
-def requested_project(request: Request, headers: Mapping[str, str], principal: Principal) -> str:
-    """`Umb-Project-Alias` from header or query, else the credential's; another project → 403.
-
-    When both forms are given, each must name the credential's project: an ambiguous request is
-    refused rather than resolved in either direction."""
-    given = [
-        alias
-        for alias in (headers.get("umb-project-alias"), query_value(request, "Umb-Project-Alias"))
-        if alias  # an empty value counts as absent
-    ]
-    for alias in given:
-        if not valid_project_alias(alias) or alias != principal.project:
-            raise Forbidden()
-    return principal.project
+def operation(
+    handler: Handler,
+    *,
+    method: str,
+    name: str,
+    scope: str,
+    invalid_message: str = messages.RELATION_INVALID,
+    queue: Callable[[Context], Hashable] | None = None,
+    streams_body: bool = False,
+) -> Operation:
+    """One method of a route; `scope` is what it needs, `queue` (edits only) what it waits in;
+    `streams_body` (see Operation) for a handler that reads a large body as a stream."""
+    return Operation(method, handler, name, scope, invalid_message, queue, streams_body)
 
 
 class ApiRoute(Route):
-    """A route behind the version, credential, project and scope checks; `scope` is what it needs."""
+    """A path and its operations, each behind the pipeline."""
 
-    def __init__(self, path: str, endpoint: Callable[..., Any], *, method: str, name: str, scope: str):
-        super().__init__(path, endpoint, methods=[method], name=name)
-        self.scope = scope
+    def __init__(self, path: str, operations: Sequence[Operation]) -> None:
+        self.operations = {op.method: op for op in operations}
+        if len(self.operations) != len(operations):
+            raise ValueError(f"{path}: two operations of one method")
+        runs = {op.method: chain(op) for op in operations}
+        if "GET" in runs:
+            self.operations.setdefault("HEAD", self.operations["GET"])
+            runs.setdefault("HEAD", runs["GET"])
+        by_method = {method: (self.operations[method], run) for method, run in runs.items()}
+
+        async def endpoint(request: Request) -> Response:
+            op, run = by_method[request.method]
+            return await run(Context(request, op, checked_headers(request)))
+
+        super().__init__(path, endpoint, methods=list(self.operations), name=operations[0].name)
+        reserved.reserve(path)
+        # Values a `{param}` must not take because another route owns them: name → (words, digits).
+        self.refused: dict[str, tuple[frozenset[str], bool]] = {}
+
+    @property
+    def names(self) -> list[str]:
+        return [op.name for method, op in self.operations.items() if method != "HEAD"]
+
+    @property
+    def scope(self) -> str:
+        """The scope of a route of one method (tests ask; a route of several has one per operation)."""
+        (scope,) = {op.scope for op in self.operations.values()}
+        return scope
+
+    def name_for(self, method: str) -> str:
+        found = self.operations.get(method)
+        return found.name if found else self.name
+
+    def per_method(self) -> list[ApiRoute]:
+        """One route per method (tests walk every operation as a route of its own)."""
+        return [ApiRoute(self.path, [op]) for method, op in self.operations.items() if method != "HEAD"]
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child = super().matches(scope)
+        if match is not Match.NONE and self.refused:
+            params = child["path_params"]
+            for param, (words, digits) in self.refused.items():
+                value = params[param]
+                if value in words or (digits and value.isascii() and value.isdigit()):
+                    return Match.NONE, {}
+        return match, child
 
 
-def api_route(path: str, handler: Handler, *, method: str, name: str, scope: str) -> ApiRoute:
-    """An authenticated API route for one method, requiring `scope`. Writes honour `Idempotency-ListKey`."""
-    run = handler
-    if method in WRITE_METHODS:
-        invalid = messages.RELATION_TYPE_INVALID if scope == TYPES_WRITE else messages.RELATION_INVALID
-        run = idempotent(handler, invalid_message=invalid)
+def api_route(
+    path: str,
+    handler: Handler,
+    *,
+    method: str,
+    name: str,
+    scope: str,
+    invalid_message: str = messages.RELATION_INVALID,
+    queue: Callable[[Context], Hashable] | None = None,
+    streams_body: bool = False,
+) -> ApiRoute:
+    """An authenticated API route for one method, requiring `scope`. Writes honour `Idempotency-Key`."""
+    op = operation(
+        handler,
+        method=method,
+        name=name,
+        scope=scope,
+        invalid_message=invalid_message,
+        queue=queue,
+        streams_body=streams_body,
+    )
+    return ApiRoute(path, [op])
 
-    async def endpoint(request: Request) -> Response:
-        headers = checked_headers(request)
-        check_version(request, headers)
-        authenticator: Authenticator = request.app.state.authenticator
-        limits: RateLimits = request.app.state.rate_limits
-        # Failed authentications are limited per client address before they reach the database.
-        principal = await limits.authenticate(request, authenticator, headers)
-        project = requested_project(request, headers, principal)
-        if scope not in principal.scopes:
-            raise Forbidden()
-        await limits.admit(request, principal)  # SPEC §13: 429 after 401/403, before the request
-        request.state.project = project
-        return await run(Context(request, principal, project))
 
-    endpoint.__name__ = handler.__name__
-    endpoint.__doc__ = handler.__doc__
-    return ApiRoute(path, endpoint, method=method, name=name, scope=scope)
+def _segments(path: str) -> list[tuple[str, str | None]]:
+    """(literal, None) or (param name, convertor) per segment."""
+    found: list[tuple[str, str | None]] = []
+    for segment in path.strip("/").split("/"):
+        param = _PARAM.fullmatch(segment)
+        found.append((param.group(1), param.group(2) or "str") if param else (segment, None))
+    return found
+
+
+def _refusals(route: ApiRoute, others: Iterable[ApiRoute]) -> dict[str, tuple[frozenset[str], bool]]:
+    """For each `{param}` of `route`: the literal segments, and whether the digits, that another route
+    of the same shape has in its place."""
+    mine = _segments(route.path)
+    words: dict[str, set[str]] = {}
+    digits: set[str] = set()
+    for other in others:
+        theirs = _segments(other.path)
+        if other is route or len(theirs) != len(mine):
+            continue
+        for at, (name, convertor) in enumerate(mine):
+            if convertor != "str":
+                continue
+            rest_fits = all(
+                b == a or (kind == "str")
+                for n, ((a, _), (b, kind)) in enumerate(zip(theirs, mine, strict=True))
+                if n != at
+            )
+            if not rest_fits:
+                continue
+            their_name, their_convertor = theirs[at]
+            if their_convertor is None:
+                words.setdefault(name, set()).add(their_name)
+            elif their_convertor == "int":
+                digits.add(name)
+    return {name: (frozenset(words.get(name, ())), name in digits) for name in {*words, *digits}}
+
+
+def assemble(routes: Iterable[BaseRoute]) -> list[BaseRoute]:
+    """The router's routes: the ApiRoutes of one path merged into one, each refused what another owns."""
+    merged: dict[str, list[Operation]] = {}
+    order: list[BaseRoute | str] = []
+    for route in routes:
+        if isinstance(route, ApiRoute):
+            if route.path not in merged:
+                merged[route.path] = []
+                order.append(route.path)
+            merged[route.path].extend(op for method, op in route.operations.items() if method != "HEAD")
+        else:
+            order.append(route)
+    api = {path: ApiRoute(path, operations) for path, operations in merged.items()}
+    for route in api.values():
+        route.refused = _refusals(route, api.values())
+    return [api[item] if isinstance(item, str) else item for item in order]

@@ -7,19 +7,18 @@ import uuid
 from collections.abc import Collection
 from typing import Any
 
-from service import messages
+from service import messages, reserved
 from service.bodies import parse_guid
 from service.errors import ValidationFailed
 
 ALIAS = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,99}")
-RESERVED_ALIASES = frozenset({"parent", "child", "type", "related", "referenced"})
 
 
 def alias_problem(alias: Any) -> str | None:
     """Why `alias` cannot name a relation type, or None."""
     if not isinstance(alias, str) or not ALIAS.fullmatch(alias):
         return messages.ALIAS_INVALID
-    if alias.lower() in RESERVED_ALIASES:
+    if reserved.is_reserved(alias):
         return messages.ALIAS_RESERVED.format(alias=alias)
     return None
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -35,7 +35,9 @@ def route_templates(routes: Iterable[BaseRoute], prefix: str = "") -> dict[str, 
     templates: dict[str, str] = {}
     for route in routes:
         if isinstance(route, Route) and route.name:
-            templates[route.name] = prefix + route.path_format
+            # A route of several operations (service.endpoint.ApiRoute) names each of them.
+            for name in getattr(route, "names", None) or [route.name]:
+                templates[name] = prefix + route.path_format
         elif isinstance(route, Mount):
             templates.update(route_templates(route.routes, prefix + route.path.rstrip("/")))
     return templates
@@ -213,6 +215,3 @@ def iso(moment: Any) -> str:
     asyncpg gives timestamptz in UTC; C's isoformat costs 1.3 µs where formatting by hand cost 2."""
     text: str = moment.isoformat()
     return text[:19] + "Z"
-
-
-Render = Callable[[Links, Any], dict[str, Any]]

@@ -29,7 +29,6 @@ CURSOR_FOREIGN = (
 )
 INVALID_GUID = "'{value}' is not a valid GUID."
 INVALID_BOOLEAN = "Query parameter '{name}' must be 'true' or 'false'."
-INVALID_PROJECT_ALIAS = "Project alias '{alias}' is not valid."
 TOO_MANY_IDS = "At most {limit} ids may be given."
 MISSING_IDS = "Give at least one id."
 
@@ -52,6 +51,10 @@ RELATION_TYPE_DUPLICATE = "A relation type with this alias already exists."
 RELATION_TYPE_BUILTIN = "Built-in relation type '{alias}' cannot be deleted."
 RELATION_TYPE_IN_USE = (
     "Relation type '{alias}' still has {count} relation(s); delete them first or pass force=true."
+)
+RELATION_TYPE_GAINED_RELATIONS = (
+    "Relation type '{alias}' gained relations while it was being deleted; "
+    "delete them first or pass force=true."
 )
 CARDINALITY_ONE_CONFLICT = "Some parents have several children of this type."
 
@@ -129,3 +132,26 @@ JSON_API_PAGE_PARAMETER = (
 JSON_API_INVALID_PAGE_NUMBER = "Query parameter 'page[number]' must be an integer of at least 1."
 JSON_API_INVALID_PAGE_SIZE = "Query parameter 'page[size]' must be an integer from 1 to 1000."
 JSON_API_PARAMETER_UNSUPPORTED = "Query parameter '{name}' is not supported on a relationship's linkage."
+
+# --- Bulk export and import (SPEC §11, service/bulk) ---
+IMPORT_MEDIA_TYPE = "Content-Type must be 'application/x-ndjson' (one JSON object per line)."
+IMPORT_DISCONNECTED = "The upload ended before the body was complete; nothing was stored."
+IMPORT_TOO_MANY_TYPES = "At most {limit} relation types may be imported at once."
+LINE_NOT_JSON = "Not valid JSON in UTF-8."
+LINE_SHAPE = 'Must be an object with one key: {"relationType": {...}} or {"relation": {...}}.'
+LINE_FIELD = "{kind}.{field}: {message}"
+LINE_NOT_OBJECT = "{kind}: Must be a JSON object."
+LINE_NOT_DATE = "Must be a date and time such as 2026-11-23T10:00:00Z."
+LINE_NOT_INTEGER = "Must be an integer."
+LINE_DUPLICATE = "relation: the same relation (relationTypeAlias, parentId, childId) is on line {line}."
+LINE_TYPE_DUPLICATE = "relationType: alias '{alias}' is already on line {line}."
+UMBRACO_FILE_MISSING = "{file}: not found in {folder}."
+UMBRACO_COLUMNS = "{file}: the header lacks the column(s) {columns}."
+UMBRACO_NO_NODE = "{file} line {line}: {column} {value} is not an id of umbracoNode.csv."
+UMBRACO_NO_TYPE = "{file} line {line}: relType {value} is not an id of umbracoRelationType.csv."
+UMBRACO_VALUE = "{file} line {line}: {column} {value!r} is not {expected}."
+LINE_TOO_LONG = "Longer than {limit} bytes."
+IMPORT_CONFLICT = (
+    "A relation type named in the import was created, changed or deleted meanwhile; nothing was stored, "
+    "retry the import."
+)

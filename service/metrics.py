@@ -29,7 +29,8 @@ from service.db import Database
 
 log = logging.getLogger("service.metrics")
 
-MULTIPROCESS_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+# PROMETHEUS_MULTIPROC_DIR (Settings.metrics_dir), set by `configure` when the app is assembled.
+_multiprocess_dir: str | None = None
 POOL_REFRESH_SECONDS = 5
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UNMATCHED = "unmatched"
@@ -90,18 +91,27 @@ async def keep_pool_current(db: Database) -> None:
         await asyncio.sleep(POOL_REFRESH_SECONDS)
 
 
+def configure(multiprocess_dir: str | None) -> None:
+    global _multiprocess_dir
+    _multiprocess_dir = multiprocess_dir
+
+
+def multiprocess_mode() -> bool:
+    return _multiprocess_dir is not None
+
+
 def exposition() -> bytes:
-    if MULTIPROCESS_DIR is None:
+    if _multiprocess_dir is None:
         return generate_latest(REGISTRY)
     registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry, path=MULTIPROCESS_DIR)  # type: ignore[no-untyped-call]
+    multiprocess.MultiProcessCollector(registry, path=_multiprocess_dir)  # type: ignore[no-untyped-call]
     return generate_latest(registry)
 
 
 def worker_stopped() -> None:
     """Drop this worker's live gauges from the shared files (multiprocess mode)."""
-    if MULTIPROCESS_DIR is not None:
-        multiprocess.mark_process_dead(os.getpid(), MULTIPROCESS_DIR)  # type: ignore[no-untyped-call]
+    if _multiprocess_dir is not None:
+        multiprocess.mark_process_dead(os.getpid(), _multiprocess_dir)  # type: ignore[no-untyped-call]
 
 
 async def metrics(request: Request) -> Response:

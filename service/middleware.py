@@ -1,5 +1,5 @@
 """Pure ASGI middleware (no BaseHTTPMiddleware: this runs on every request and is benchmarked):
-request ids, the access log and metrics; forwarded headers from trusted proxies; request limits; CORS.
+request ids, the access log and metrics; forwarded headers from trusted proxies; NUL in URLs; CORS.
 
 Every answer produced here is rendered in the error envelope, like the handlers' own."""
 
@@ -21,8 +21,9 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import jsonapi, messages, metrics
-from service.errors import ApiError, BadRequest, PayloadTooLarge
+from service.errors import ApiError, BadRequest
 from service.hal import HalResponse
+from service.settings import InvalidSetting
 
 access_log = logging.getLogger("service.access")
 
@@ -77,6 +78,13 @@ def route_template(scope: Scope) -> str:
     return route.path_format if isinstance(route, Route) else metrics.UNMATCHED
 
 
+def route_name(scope: Scope) -> str | None:
+    """The matched operation's name (`relations:get`); a route of several methods names each."""
+    route = scope.get("route")
+    name_for = getattr(route, "name_for", None)
+    return name_for(scope["method"]) if name_for else getattr(route, "name", None)
+
+
 class Observe:
     """Outermost: gives each request an id (echoed in `X-Request-Id`), then counts it, times it and
     writes one JSON access-log line, whatever the answer, a crash included."""
@@ -117,7 +125,7 @@ class Observe:
                     {
                         "method": scope["method"],
                         "route": route,
-                        "name": getattr(scope.get("route"), "name", None),
+                        "name": route_name(scope),
                         "path": scope["path"][:200],
                         "status": status,
                         "duration_ms": round(seconds * 1000, 3),
@@ -134,7 +142,7 @@ def _network(item: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
     try:
         return ipaddress.ip_network(item, strict=False)
     except ValueError:
-        raise ValueError(f"RELATIONS_TRUSTED_PROXIES: {item!r} is not an IP address or network") from None
+        raise InvalidSetting(f"RELATIONS_TRUSTED_PROXIES: {item!r} is not an IP address or network") from None
 
 
 class TrustedProxies:
@@ -211,36 +219,18 @@ class TrailingSlash:
         await self.app(scope, receive, send)
 
 
-class RequestLimits:
-    """NUL in the URL is refused at once (PostgreSQL cannot store it); the body is cut off with 413
-    as soon as it passes `max_body_bytes`, for every route, whether the size was declared
-    (Content-Length) or not (chunked). The limit is enforced as the handler reads, so the order of
-    checks (route, version, credentials first) is kept and an unread body costs nothing."""
+class RefuseNul:
+    """NUL in the URL is refused at once (PostgreSQL cannot store it). The body's size is limited where
+    it is read, once: the pipeline's body step (service/pipeline.py)."""
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.limit = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        if "\x00" in scope["path"] or b"%00" in scope["query_string"]:
+        if scope["type"] == "http" and ("\x00" in scope["path"] or b"%00" in scope["query_string"]):
             await error_response(BadRequest(messages.NUL_IN_URL), scope)(scope, receive, send)
             return
-        limit = self.limit
-        received = 0
-
-        async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise PayloadTooLarge(messages.BODY_TOO_LARGE.format(limit=limit))
-            return message
-
-        await self.app(scope, limited_receive, send)
+        await self.app(scope, receive, send)
 
 
 class Cors(CORSMiddleware):

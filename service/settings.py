@@ -1,10 +1,15 @@
-"""Settings, read once from the environment (each one documented in README)."""
+"""Settings: one typed object, read from the environment here and nowhere else (each one documented in
+README's settings table). Every field names its variable and its default once; `Settings.from_env`
+reads them all, and a value that does not parse fails at start-up with an `InvalidSetting` naming the
+variable. Tests build `Settings(database_url=..., key_cache_seconds=0)` directly."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from service.rate_limits.policy import InvalidPolicy, RatePolicy, parse_policy
 
@@ -14,23 +19,59 @@ DEFAULT_AUTH_FAILURE_LIMIT = RatePolicy(5, 20)
 
 
 class InvalidSetting(ValueError):
-    """A setting that cannot be used; the message names the variable."""
+    """A variable of the environment the service cannot use; the message names it."""
 
 
-def _int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    return int(raw) if raw else default
+def _int(low: int | None = None, high: int | None = None) -> Callable[[str, str], int]:
+    """An integer; `low` refuses smaller values, `high` caps larger ones (documented as "at most")."""
+
+    def parse(name: str, raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise InvalidSetting(f"{name}={raw!r} is not an integer") from None
+        if low is not None and value < low:
+            raise InvalidSetting(f"{name}={raw!r}: must be at least {low}")
+        return min(value, high) if high is not None else value
+
+    return parse
 
 
-def _bool(name: str, default: bool) -> bool:
-    raw = os.environ.get(name, "").strip().lower()
-    return raw not in ("0", "false", "no", "off") if raw else default
+def _bool(name: str, raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise InvalidSetting(f"{name}={raw!r} is not a boolean (true/false, 1/0, yes/no, on/off)")
 
 
-def _policy(name: str) -> RatePolicy | None:
-    """A budget such as `50/s burst 100`; unset (or `off`) is no limit."""
-    raw = os.environ.get(name, "").strip()
-    if not raw or raw.lower() == "off":
+def _text(name: str, raw: str) -> str:
+    return raw
+
+
+def _url(name: str, raw: str) -> str:
+    return raw.rstrip("/")
+
+
+def _path(name: str, raw: str) -> Path:
+    return Path(raw)
+
+
+def _list(name: str, raw: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+def _log_level(name: str, raw: str) -> str:
+    levels = ("critical", "error", "warning", "info", "debug", "trace")
+    if raw.lower() not in levels:
+        raise InvalidSetting(f"{name}={raw!r} is not one of {', '.join(levels)}")
+    return raw.lower()
+
+
+def _policy(name: str, raw: str) -> RatePolicy | None:
+    """A budget such as `50/s burst 100`; `off` is no limit."""
+    if raw.lower() == "off":
         return None
     try:
         return parse_policy(raw)
@@ -38,94 +79,73 @@ def _policy(name: str) -> RatePolicy | None:
         raise InvalidSetting(f"{name}: {error}") from None
 
 
-def _optional_int(name: str, *, minimum: int) -> int | None:
-    """A whole number of at least `minimum`, or None when unset."""
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidSetting(f"{name}: {raw!r} is not a whole number") from None
-    if value < minimum:
-        raise InvalidSetting(f"{name}: must be at least {minimum}, not {value}")
-    return value
-
-
-def _whole(name: str, default: int, *, minimum: int) -> int:
-    found = _optional_int(name, minimum=minimum)
-    return default if found is None else found
-
-
-def _list(name: str) -> tuple[str, ...]:
-    return tuple(item.strip() for item in os.environ.get(name, "").split(",") if item.strip())
+def setting(variable: str, default: Any, parse: Callable[[str, str], Any] = _text) -> Any:
+    """A field read from `variable` (unset or blank: `default`)."""
+    metadata = {"variable": variable, "parse": parse}
+    if isinstance(default, (list, dict, set)):
+        raise TypeError("use a tuple")
+    return field(default=default, metadata=metadata)
 
 
 @dataclass(frozen=True)
 class Settings:
-    database_url: str | None = None
-    data_dir: Path = Path(".data")
-    jwt_secret: str | None = None
-    jwt_public_key: str | None = None
-    jwt_issuer: str | None = None
-    jwt_audience: str | None = None
-    jwt_leeway_seconds: int = 30
-    public_url: str | None = None
-    pool_min_size: int = 2
-    pool_max_size: int = 10
-    statement_timeout_ms: int = 5000
-    max_body_bytes: int = 1024 * 1024
-    key_cache_seconds: int = 5
-    cors_origins: tuple[str, ...] = field(default_factory=tuple)
-    trusted_proxies: tuple[str, ...] = ("127.0.0.1",)
-    access_log: bool = True
-    idempotency_hours: int = 24
-    startup_wait_seconds: int = 30
-    rate_limit: RatePolicy | None = None
-    auth_failure_limit: RatePolicy | None = None
-    jwt_max_lifetime_seconds: int | None = None
-    keep_alive_seconds: int = 5
-    max_connections: int = 1000
-    max_header_bytes: int = 16 * 1024
-    header_timeout_seconds: int = 10
+    database_url: str | None = setting("DATABASE_URL", None)
+    data_dir: Path = setting("RELATIONS_DATA_DIR", Path(".data"), _path)  # noqa: RUF009 (immutable)
+    jwt_secret: str | None = setting("RELATIONS_JWT_SECRET", None)
+    jwt_public_key: str | None = setting("RELATIONS_JWT_PUBLIC_KEY", None)
+    jwt_issuer: str | None = setting("RELATIONS_JWT_ISSUER", None)
+    jwt_audience: str | None = setting("RELATIONS_JWT_AUDIENCE", None)
+    jwt_leeway_seconds: int = setting("RELATIONS_JWT_LEEWAY", 30, _int(low=0))
+    public_url: str | None = setting("RELATIONS_PUBLIC_URL", None, _url)
+    pool_min_size: int = setting("RELATIONS_POOL_MIN", 2, _int(low=0))
+    pool_max_size: int = setting("RELATIONS_POOL_MAX", 10, _int(low=1))
+    statement_timeout_ms: int = setting("RELATIONS_STATEMENT_TIMEOUT_MS", 5000, _int(low=1))
+    max_body_bytes: int = setting("RELATIONS_MAX_BODY_BYTES", 1024 * 1024, _int(low=1))
+    key_cache_seconds: int = setting("RELATIONS_KEY_CACHE_SECONDS", 5, _int(low=0, high=5))
+    cors_origins: tuple[str, ...] = setting("RELATIONS_CORS_ORIGINS", (), _list)
+    trusted_proxies: tuple[str, ...] = setting("RELATIONS_TRUSTED_PROXIES", ("127.0.0.1",), _list)
+    access_log: bool = setting("RELATIONS_ACCESS_LOG", True, _bool)
+    idempotency_hours: int = setting("RELATIONS_IDEMPOTENCY_HOURS", 24, _int(low=1))
+    startup_wait_seconds: int = setting("RELATIONS_STARTUP_WAIT_SECONDS", 30, _int(low=0))
+    # Where and how `relations serve` runs (read by the command; the app itself never needs them).
+    host: str = setting("HOST", "127.0.0.1")
+    port: int = setting("PORT", 8000, _int(low=0))
+    workers: int = setting("WORKERS", 1, _int(low=1))
+    tls_cert: str | None = setting("RELATIONS_TLS_CERT", None)
+    tls_key: str | None = setting("RELATIONS_TLS_KEY", None)
+    log_level: str = setting("RELATIONS_LOG_LEVEL", "warning", _log_level)
+    # prometheus-client's own variable (it reads it too): one shared folder for every worker's metrics.
+    metrics_dir: str | None = setting("PROMETHEUS_MULTIPROC_DIR", None)
+    # Rate limits (SPEC §13); with RELATIONS_RATE_LIMIT set and RELATIONS_AUTH_FAILURE_LIMIT unset,
+    # failed authentications get DEFAULT_AUTH_FAILURE_LIMIT.
+    rate_limit: RatePolicy | None = setting("RELATIONS_RATE_LIMIT", None, _policy)  # noqa: RUF009
+    auth_failure_limit: RatePolicy | None = setting("RELATIONS_AUTH_FAILURE_LIMIT", None, _policy)  # noqa: RUF009
+    jwt_max_lifetime_seconds: int | None = setting("RELATIONS_JWT_MAX_LIFETIME_SECONDS", None, _int(low=1))
+    # Slow or greedy clients (README, Security).
+    keep_alive_seconds: int = setting("RELATIONS_KEEP_ALIVE_SECONDS", 5, _int(low=1))
+    max_connections: int = setting("RELATIONS_MAX_CONNECTIONS", 1000, _int(low=1))
+    max_header_bytes: int = setting("RELATIONS_MAX_HEADER_BYTES", 16 * 1024, _int(low=1024))
+    header_timeout_seconds: int = setting("RELATIONS_HEADER_TIMEOUT_SECONDS", 10, _int(low=1))
+    # POST /relation/import's own body limit (it streams its body; every other route has max_body_bytes).
+    import_max_bytes: int = setting("RELATIONS_IMPORT_MAX_BYTES", 1 << 30, _int(low=1))
 
     @classmethod
-    def from_env(cls) -> Settings:
-        env = os.environ.get
-        rate_limit = _policy("RELATIONS_RATE_LIMIT")
-        failures = _policy("RELATIONS_AUTH_FAILURE_LIMIT")
-        if (
-            failures is None
-            and rate_limit is not None
-            and not env("RELATIONS_AUTH_FAILURE_LIMIT", "").strip()
-        ):
-            failures = DEFAULT_AUTH_FAILURE_LIMIT
-        return cls(
-            database_url=env("DATABASE_URL") or None,
-            data_dir=Path(env("RELATIONS_DATA_DIR") or ".data"),
-            jwt_secret=env("RELATIONS_JWT_SECRET") or None,
-            jwt_public_key=env("RELATIONS_JWT_PUBLIC_KEY") or None,
-            jwt_issuer=env("RELATIONS_JWT_ISSUER") or None,
-            jwt_audience=env("RELATIONS_JWT_AUDIENCE") or None,
-            jwt_leeway_seconds=_int("RELATIONS_JWT_LEEWAY", 30),
-            public_url=(env("RELATIONS_PUBLIC_URL") or "").rstrip("/") or None,
-            pool_min_size=_int("RELATIONS_POOL_MIN", 2),
-            pool_max_size=_int("RELATIONS_POOL_MAX", 10),
-            statement_timeout_ms=_int("RELATIONS_STATEMENT_TIMEOUT_MS", 5000),
-            max_body_bytes=_int("RELATIONS_MAX_BODY_BYTES", 1024 * 1024),
-            key_cache_seconds=min(_int("RELATIONS_KEY_CACHE_SECONDS", 5), 5),
-            cors_origins=_list("RELATIONS_CORS_ORIGINS"),
-            trusted_proxies=_list("RELATIONS_TRUSTED_PROXIES") or ("127.0.0.1",),
-            access_log=_bool("RELATIONS_ACCESS_LOG", True),
-            idempotency_hours=max(_int("RELATIONS_IDEMPOTENCY_HOURS", 24), 1),
-            startup_wait_seconds=max(_int("RELATIONS_STARTUP_WAIT_SECONDS", 30), 0),
-            rate_limit=rate_limit,
-            auth_failure_limit=failures,
-            jwt_max_lifetime_seconds=_optional_int("RELATIONS_JWT_MAX_LIFETIME_SECONDS", minimum=1),
-            keep_alive_seconds=_whole("RELATIONS_KEEP_ALIVE_SECONDS", cls.keep_alive_seconds, minimum=1),
-            max_connections=_whole("RELATIONS_MAX_CONNECTIONS", cls.max_connections, minimum=1),
-            max_header_bytes=_whole("RELATIONS_MAX_HEADER_BYTES", cls.max_header_bytes, minimum=1024),
-            header_timeout_seconds=_whole(
-                "RELATIONS_HEADER_TIMEOUT_SECONDS", cls.header_timeout_seconds, minimum=1
-            ),
-        )
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Every setting from `environ` (the process's environment), defaults for the unset or blank."""
+        source = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for spec in fields(cls):
+            variable: str = spec.metadata["variable"]
+            raw = source.get(variable, "").strip()
+            if raw:
+                parsed = spec.metadata["parse"](variable, raw)
+                if parsed not in ("", ()):  # `RELATIONS_PUBLIC_URL=/`, `RELATIONS_CORS_ORIGINS=,`
+                    values[spec.name] = parsed
+        if values.get("rate_limit") and "auth_failure_limit" not in values:
+            values["auth_failure_limit"] = DEFAULT_AUTH_FAILURE_LIMIT
+        return cls(**values)
+
+    @classmethod
+    def variable(cls, name: str) -> str:
+        """The environment variable of the field `name`."""
+        return str(next(spec for spec in fields(cls) if spec.name == name).metadata["variable"])

@@ -24,16 +24,17 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from starlette.applications import Starlette
+from starlette.responses import Response
 
 from service import messages
 from service.app import api_routes, create_app
 from service.auth import CACHE_LIMIT, Authenticator
 from service.db import Database
-from service.endpoint import ApiRoute
+from service.endpoint import ApiRoute, Context, api_route
 from service.errors import Unauthorized
 from service.projects import queries as project_queries
 from service.projects.service import SCOPES, create_key, create_project, key_digest
-from service.settings import Settings
+from service.settings import InvalidSetting, Settings
 from tests.conftest import Lookups, error_of, guid
 
 SECRET = "test-secret-of-at-least-thirty-two-bytes!"
@@ -47,7 +48,7 @@ BAD_VERSION = {"Api-Version": "3"}
 
 def all_api_routes() -> list[ApiRoute]:
     """Every route behind the credential checks (health, docs and metrics have no scope)."""
-    return [route for route in api_routes() if isinstance(route, ApiRoute)]
+    return [single for route in api_routes() if isinstance(route, ApiRoute) for single in route.per_method()]
 
 
 ROUTES = all_api_routes()
@@ -87,15 +88,15 @@ def request_body(route: ApiRoute) -> bytes | None:
 
 def test_concrete_paths_from_templates() -> None:
     """Routes added later get their parameters from the template (e.g. the child-list routes)."""
-    child_list = ApiRoute("/relation/parent/{guid}/{alias}", _noop, method="PATCH", name="t", scope="x")
+    child_list = api_route("/relation/parent/{guid}/{alias}", _noop, method="PATCH", name="t", scope="x")
     assert concrete_path(child_list) == f"/relation/parent/{FIXED_GUID}/relateDocumentOnCopy"
-    by_id = ApiRoute("/relation/{id:int}", _noop, method="GET", name="t", scope="x")
+    by_id = api_route("/relation/{id:int}", _noop, method="GET", name="t", scope="x")
     assert concrete_path(by_id) == "/relation/1"
     assert concrete_path(by_id, {"id": "42"}) == "/relation/42"
 
 
-async def _noop() -> None:
-    return None
+async def _noop(ctx: Context) -> Response:
+    return Response()
 
 
 def test_routes_are_found() -> None:
@@ -518,7 +519,7 @@ async def test_hmac_algorithms_follow_the_secret_length(database_url: str, creds
 
 
 def test_short_secret_is_refused_at_start(database_url: str) -> None:
-    with pytest.raises(ValueError, match="at least 32 bytes"):
+    with pytest.raises(InvalidSetting, match="at least 32 bytes"):
         create_app(jwt_settings(database_url, jwt_secret="too-short"))
 
 
@@ -531,7 +532,7 @@ def test_public_key_must_be_rsa_or_ec(database_url: str) -> None:
         .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         .decode()
     )
-    with pytest.raises(ValueError, match="RSA or EC"):
+    with pytest.raises(InvalidSetting, match="RSA or EC"):
         create_app(jwt_settings(database_url, jwt_public_key=public))
 
 

@@ -29,9 +29,10 @@ PACKAGE = "relations_api_client"
 WORKAROUND_PACKAGE = "relations_api_client_json_only"
 # README's workaround for the generator bug below: leave out the JSON:API form of the three child-list
 # operations that also take it, so their JSON form is generated as working code.
-WORKAROUND_CONFIG = (
-    "content_type_overrides:\n  application/vnd.api+json: application/x-jsonapi-not-generated\n"
-)
+# The bulk routes' NDJSON (SPEC §11) is a media type the generator does not know: README's config has
+# it generated as a byte stream (the generator's own mechanism, so nothing is left out with a warning).
+BULK_CONFIG = "content_type_overrides:\n  application/x-ndjson: application/octet-stream\n"
+WORKAROUND_CONFIG = BULK_CONFIG + "  application/vnd.api+json: application/x-jsonapi-not-generated\n"
 TWO_MEDIA_TYPE_OPERATIONS = ("POST", "PATCH", "DELETE")  # on /relation/parent/{guid}/{alias}
 
 
@@ -79,9 +80,10 @@ def imported(target: Path, package: str) -> Iterator[ModuleType]:
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
-    """The client package, generated from the unmodified `openapi.yaml` into a temporary folder."""
+    """The client package, generated from the unmodified `openapi.yaml` (with README's NDJSON override)
+    into a temporary folder."""
     target = tmp_path_factory.mktemp("client")
-    output = generate(target, PACKAGE)
+    output = generate(target, PACKAGE, BULK_CONFIG)
     assert "warning" not in output.lower(), output
     assert "error" not in output.lower(), output
     with imported(target, PACKAGE) as package:
@@ -136,7 +138,7 @@ def test_generated_client_creates_reads_lists_and_deletes(generated: ModuleType,
         assert created.comment == "from a generated client"
         assert response.headers["location"] == created.field_links.self_.href
 
-        read = get.sync(client=client, id=created.field_id)
+        read = get.sync(client=client, id_or_alias=created.field_id)
         assert isinstance(read, models.Relation)
         assert read.to_dict() == created.to_dict()
 
@@ -145,16 +147,19 @@ def test_generated_client_creates_reads_lists_and_deletes(generated: ModuleType,
         assert listed.field_total_items == 1
         assert [relation.field_id for relation in listed.field_embedded.relations] == [created.field_id]
 
-        deleted = delete.sync(client=client, id=created.field_id)
+        deleted = delete.sync(client=client, id_or_alias=created.field_id)
         assert isinstance(deleted, models.Relation)
         assert deleted.field_id == created.field_id
 
-        gone = get.sync_detailed(client=client, id=created.field_id)
+        gone = get.sync_detailed(client=client, id_or_alias=created.field_id)
         assert gone.status_code == 404
         assert isinstance(gone.parsed, models.ErrorResponse)
         assert gone.parsed.error.code == models.ErrorCode.NOTFOUND
         empty = by_parent.sync(client=client, guid=parent)
         assert empty.field_total_items == 0
+
+        by_type = get.sync(client=client, id_or_alias="relateDocumentOnCopy")
+        assert isinstance(by_type, models.RelationList)
 
 
 def test_generated_client_reads_relation_types(generated: ModuleType, live: LiveServer) -> None:

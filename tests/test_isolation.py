@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from service import messages
@@ -152,7 +153,11 @@ async def test_project_b_cannot_reach_project_a(
     path, query, body = aimed_at_a(route, pair, alias)
     method = method_of(route)
     kwargs: dict[str, Any] = {"params": query}
-    if body is not None:
+    if route.name == "relations:import":  # NDJSON lines aimed at A's lists and types
+        line = {"parentId": pair.parent, "childId": pair.child, "relationTypeAlias": SHARED_TYPE}
+        kwargs["content"] = orjson.dumps({"relation": line}) + b"\n"
+        kwargs["headers"] = {"Content-Type": "application/x-ndjson"}
+    elif body is not None:
         kwargs["json"] = body
 
     # Naming project A with B's credential is refused outright.
@@ -160,16 +165,26 @@ async def test_project_b_cannot_reach_project_a(
         ({**pair.b.headers, "Umb-Project-Alias": pair.a.alias}, query),
         (pair.b.headers, {**query, "Umb-Project-Alias": pair.a.alias}),
     ):
-        refused = await client.request(method, path, headers=headers, **{**kwargs, "params": params})
+        headers = {**headers, **kwargs.get("headers", {})}
+        request = {**kwargs, "params": params, "headers": headers}
+        refused = await client.request(method, path, **request)
         assert refused.status_code == 403, refused.text
         assert error_of(refused) == {"code": "Forbidden", "message": messages.FORBIDDEN}
 
     # B's credential on its own project, with A's ids, guids and aliases.
-    response = await client.request(method, path, headers=pair.b.headers, **kwargs)
+    request = {**kwargs, "headers": {**pair.b.headers, **kwargs.get("headers", {})}}
+    response = await client.request(method, path, **request)
     assert response.status_code < 500, response.text
     if response.content:
-        leaked = int_ids(response.json()) & set(pair.a_ids)
+        answer = (
+            response.json()
+            if "ndjson" not in response.headers["content-type"]
+            else [orjson.loads(line) for line in response.content.splitlines()]
+        )
+        leaked = int_ids(answer) & set(pair.a_ids)
         assert not leaked, f"A's relations {leaked} in B's answer: {response.text}"
+        if route.name == "relations:export":
+            assert int_ids(answer) == set(pair.b_ids), "B's export is all of B and only B"
     assert await snapshot(db, pair.a.alias) == before
 
     if "{id" in route.path:
@@ -195,7 +210,7 @@ async def test_project_b_cannot_reach_project_a(
             assert {item["_id"] for item in listed["_embedded"]["relations"]} == expected
             assert listed["_totalItems"] == len(expected)
     # B's own writes succeed (in B): the unchanged snapshot of A above is not for want of trying.
-    succeeds_in_b = {"relations:create": 201, "relation-types:create": 201}
+    succeeds_in_b = {"relations:create": 201, "relation-types:create": 201, "relations:import": 200}
     if alias == SHARED_TYPE:
         succeeds_in_b |= {
             "relation-types:update": 200,

@@ -19,7 +19,7 @@ from openapi_spec_validator import validate
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount, Route
 
-from service import docs, errors, messages
+from service import docs, errors, messages, reserved
 from service.endpoint import ApiRoute
 from service.settings import Settings
 
@@ -48,8 +48,14 @@ def spec_operations() -> dict[tuple[str, str], dict[str, Any]]:
     }
 
 
+# The app's two routes of Heartcore's one URL shape (SPEC §5: digits are an id, else an alias) are one
+# path of the contract, so that no two of its paths are the same template.
+SPEC_PATHS = {"/relation/{id}": "/relation/{idOrAlias}", "/relation/{alias}": "/relation/{idOrAlias}"}
+
+
 def flatten(routes: Iterable[BaseRoute], prefix: str = "") -> Iterator[tuple[str, BaseRoute]]:
-    """(full path template, route) for every route, inside mounts too; `{id:int}` → `{id}`."""
+    """(full path template as the contract writes it, route) for every route, inside mounts too;
+    `{id:int}` → `{id}`, and SPEC_PATHS."""
     for route in routes:
         if isinstance(route, Mount):
             inner = route.routes
@@ -58,7 +64,8 @@ def flatten(routes: Iterable[BaseRoute], prefix: str = "") -> Iterator[tuple[str
             else:
                 yield prefix + route.path, route
         elif isinstance(route, Route):
-            yield prefix + route.path_format, route
+            path = prefix + route.path_format
+            yield SPEC_PATHS.get(path, path), route
 
 
 def app_operations(app: Starlette) -> dict[tuple[str, str], Route]:
@@ -78,8 +85,10 @@ def test_spec_validates() -> None:
 
 
 def test_path_templates_are_normalised() -> None:
+    paths = {path for path, _ in flatten([Route("/relation/type/{alias:str}", lambda r: None)])}
+    assert paths == {"/relation/type/{alias}"}
     paths = {path for path, _ in flatten([Route("/relation/{id:int}", lambda r: None)])}
-    assert paths == {"/relation/{id}"}
+    assert paths == {"/relation/{idOrAlias}"}
 
 
 async def test_every_route_is_in_the_spec_and_every_operation_is_routed(app: Starlette) -> None:
@@ -97,7 +106,7 @@ async def test_scopes_and_credentials_agree(app: Starlette) -> None:
     for key, route in app_operations(app).items():
         operation = operations[key]
         if isinstance(route, ApiRoute):
-            assert operation.get("x-required-scope") == route.scope, key
+            assert operation.get("x-required-scope") == route.operations[key[0]].scope, key
             assert "security" not in operation, key  # the document's default: any one of the three
         else:
             assert operation.get("security") == [], key
@@ -289,3 +298,11 @@ async def test_a_trailing_slash_is_the_same_route(client: httpx.AsyncClient, pro
     assert listed.json()["_links"]["self"]["href"].split("?")[0].endswith(body["parentId"])
     types = await client.get("/relation/type/", headers=project.headers)
     assert types.status_code == 200
+
+
+def test_alias_schema_refuses_exactly_the_reserved_words(app: Starlette) -> None:
+    """The contract's `Alias` pattern names the words the routes reserve (service/reserved.py)."""
+    pattern = SPEC["components"]["schemas"]["Alias"]["pattern"]
+    found = re.match(r"^\^\(\?!\(\?:([a-z|]+)\)\$\)", pattern)
+    assert found, pattern
+    assert set(found.group(1).split("|")) == reserved.words()

@@ -8,6 +8,9 @@ import httpx
 import pytest
 
 from service import messages
+from service.db import Database
+from service.errors import Conflict
+from service.relation_types import queries as type_queries
 from service.relation_types.model import BUILTINS, type_id
 from tests.conftest import Project, error_of, guid
 
@@ -234,3 +237,22 @@ async def test_types_need_their_scope(client: httpx.AsyncClient, project: Projec
     response = await client.post("/relation/type", json=NEW_TYPE, headers={"Api-Key": writer})
     assert response.status_code == 403
     assert error_of(response) == {"code": "Forbidden", "message": messages.FORBIDDEN}
+
+
+async def test_delete_of_a_type_that_gained_relations_is_409(
+    client: httpx.AsyncClient, db: Database, project: Project
+) -> None:
+    """The foreign key has the last word: a relation the count did not see makes the delete a 409, not
+    a 500 (queries.delete without `force`, as the route calls it after counting)."""
+    created = await client.post(
+        "/relation",
+        json={"parentId": guid(), "childId": guid(), "relationTypeAlias": "relateDocumentOnCopy"},
+        headers=project.headers,
+    )
+    assert created.status_code == 201
+    with pytest.raises(Conflict) as refused:
+        async with db.transaction():
+            await type_queries.delete(db, project=project.alias, alias="relateDocumentOnCopy", force=False)
+    assert refused.value.message == messages.RELATION_TYPE_GAINED_RELATIONS.format(
+        alias="relateDocumentOnCopy"
+    )

@@ -287,7 +287,3 @@ def read_json_api(method: str, body: Any) -> Edit:
             source="data",
         )
     return Edit(kind_of_edit, tuple(items), types=tuple(types), single=single, source="data")
-
-
-def is_null_data(edit: Edit) -> bool:
-    return edit.single and not edit.items

@@ -6,20 +6,23 @@ between them (a gap is "known" when no stored row lies inside it). New members t
 known gap; when a gap has closed, only a local run of known rows is renumbered. When the window does not
 reach far enough, `WindowTooSmall` asks the caller to plan again on the whole list.
 
-The plan is the writes (inserts, position/comment updates, deletes) and the change counts. `moved` needs,
-for a partial window, how many unseen rows lie between some keys: `Plan.intervals` names those ranges
-and `Plan.moved_with(counts)` finishes the count."""
+The plan is a plain value: the writes (inserts, position/comment updates, deletes) and the change
+counts. `moved` needs, for a partial window, how many unseen rows lie between some keys:
+`Plan.intervals` names those ranges and `finish_moved(plan, counts)` gives the plan with the count.
+
+The rules that need the whole list — `set`, and every edit of a cardinality-one list — are
+`plan_whole`'s."""
 
 from __future__ import annotations
 
 import bisect
 import itertools
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from service import messages
-from service.child_lists.bodies import END, Item, Position
+from service.child_lists.bodies import END, Edit, Item, Position
 from service.errors import ValidationFailed
 from service.relations.queries import POSITION_GAP
 
@@ -84,7 +87,21 @@ class WindowTooSmall(Exception):
     """The plan needs rows outside the window: plan again on the whole list."""
 
 
-@dataclass
+@dataclass(frozen=True)
+class Unseen:
+    """What finishing `moved` needs when the window was partial: the moved rows' old and new keys,
+    the known rows' ranks before and after, and the key ranges whose unseen rows must be counted."""
+
+    intervals: tuple[tuple[Key, Key], ...]
+    window_keys: tuple[Key, ...]
+    olds: Mapping[int, Key]
+    news: Mapping[int, Key]
+    rank_old: Mapping[int, int]
+    rank_new: Mapping[int, int]
+    known_changed: frozenset[int]
+
+
+@dataclass(frozen=True)
 class Plan:
     inserts: list[tuple[uuid.UUID, int, str]] = field(default_factory=list)
     updates: list[tuple[int, int, str | None]] = field(default_factory=list)  # id, position, comment
@@ -92,13 +109,12 @@ class Plan:
     added: int = 0
     removed: int = 0
     moved: int = 0
-    # For a partial window: open key ranges whose unseen rows must be counted to finish `moved`.
-    intervals: list[tuple[Key, Key]] = field(default_factory=list)
-    _finish: Callable[[Sequence[int]], int] | None = None
+    unseen: Unseen | None = None  # `moved` is final when None
 
-    def moved_with(self, counts: Sequence[int]) -> int:
-        """`moved`, given the stored rows in each of `intervals` (counted before the writes)."""
-        return self._finish(counts) if self._finish else self.moved
+    @property
+    def intervals(self) -> tuple[tuple[Key, Key], ...]:
+        """Open key ranges whose stored rows must be counted (before the writes) to finish `moved`."""
+        return self.unseen.intervals if self.unseen else ()
 
     @property
     def changes(self) -> dict[str, int]:
@@ -319,9 +335,8 @@ def plan_connect(
         if item.comment is not None:
             entry.comment = item.comment
         state.insert(state.place_of(item.position), entry, keep_position=entry.row is not None)
-    plan = _writes(state.entries, detached.values())
-    _count_moved(plan, window, state.entries, moved)
-    return plan
+    moved_count, unseen = _count_moved(window, state.entries, moved)
+    return replace(_writes(state.entries, detached.values()), moved=moved_count, unseen=unseen)
 
 
 def plan_replace(rows: Sequence[Row], items: Sequence[Item]) -> Plan:
@@ -335,72 +350,119 @@ def plan_replace(rows: Sequence[Row], items: Sequence[Item]) -> Plan:
         entry.comment = item.comment
         entries.append(entry)
     dropped = [_Entry(row.child, row) for row in rows if row.child not in wanted]
-    plan = _writes(entries, dropped)
     stayers_before = [row.child for row in rows if row.child in wanted]
     stayers_after = [item.id for item in items if item.id in by_child]
-    plan.moved = sum(a != b for a, b in zip(stayers_before, stayers_after, strict=True))
-    return plan
+    moved = sum(a != b for a, b in zip(stayers_before, stayers_after, strict=True))
+    return replace(_writes(entries, dropped), moved=moved)
 
 
 def _writes(entries: Sequence[_Entry], dropped: Iterable[_Entry]) -> Plan:
-    plan = Plan()
+    inserts: list[tuple[uuid.UUID, int, str]] = []
+    updates: list[tuple[int, int, str | None]] = []
     for entry in entries:
         if entry.row is None:
-            plan.inserts.append((entry.child, entry.position, entry.comment or ""))
-            plan.added += 1
+            inserts.append((entry.child, entry.position, entry.comment or ""))
         elif entry.position != entry.row.position or entry.comment is not None:
-            plan.updates.append((entry.row.id, entry.position, entry.comment))
-    for entry in dropped:
-        assert entry.row is not None
-        plan.deletes.append(entry.row.id)
-        plan.removed += 1
-    return plan
+            updates.append((entry.row.id, entry.position, entry.comment))
+    deletes = [entry.row.id for entry in dropped if entry.row is not None]
+    return Plan(inserts, updates, deletes, added=len(inserts), removed=len(deletes))
 
 
-def _count_moved(plan: Plan, window: Window, final: Sequence[_Entry], moved: Sequence[_Entry]) -> None:
-    """`moved`: members present before and after whose index among those members changed.
+def _count_moved(
+    window: Window, final: Sequence[_Entry], moved: Sequence[_Entry]
+) -> tuple[int, Unseen | None]:
+    """`moved`: members present before and after whose index among those members changed — or, for a
+    partial window, what `finish_moved` needs to count it.
 
     Known stayers' indices are compared directly; rows outside the window ("unseen") keep their keys,
     so an unseen row's index changes only through the moved entries that jumped over it, and a moved
     entry's index changes also by the unseen rows it jumped over: both need the number of unseen rows
-    between consecutive old/new keys of the moved entries, which `plan.intervals` asks for."""
+    between consecutive old/new keys of the moved entries, which `Plan.intervals` asks for."""
     if not moved:
-        return
+        return 0, None
     stayer_ids = {entry.row.id for entry in final if entry.row is not None}
     old_order = [row.id for row in window.rows if row.id in stayer_ids]
     rank_old = {row_id: n for n, row_id in enumerate(old_order)}
     rank_new = {row.id: n for n, row in enumerate(entry.row for entry in final if entry.row is not None)}
     olds = {entry.row.id: entry.row.key for entry in moved if entry.row is not None}
     news = {entry.row.id: entry.key for entry in moved if entry.row is not None}
-    known_changed = {row_id for row_id in rank_old if rank_old[row_id] != rank_new[row_id]}
+    known_changed = frozenset(row_id for row_id in rank_old if rank_old[row_id] != rank_new[row_id])
     if window.complete:
-        plan.moved = len(known_changed)
-        return
+        return len(known_changed), None
     bounds = sorted({*olds.values(), *news.values()})
-    plan.intervals = list(itertools.pairwise(bounds))
-    window_keys = sorted(row.key for row in window.rows)
+    unseen = Unseen(
+        intervals=tuple(itertools.pairwise(bounds)),
+        window_keys=tuple(sorted(row.key for row in window.rows)),
+        olds=olds,
+        news=news,
+        rank_old=rank_old,
+        rank_new=rank_new,
+        known_changed=known_changed,
+    )
+    return 0, unseen
 
-    def finish(counts: Sequence[int]) -> int:
-        unseen = [
-            count - (bisect.bisect_left(window_keys, high) - bisect.bisect_right(window_keys, low))
-            for (low, high), count in zip(plan.intervals, counts, strict=True)
-        ]
-        total = 0
-        for n, (low, _high) in enumerate(plan.intervals):
-            # Moved entries that were before these unseen rows, minus those that are now before them.
-            shift = sum(new <= low for new in news.values()) - sum(old <= low for old in olds.values())
-            if shift:
-                total += unseen[n]
-        changed = set(known_changed)
-        for row_id, old in olds.items():
-            new = news[row_id]
-            low, high = min(old, new), max(old, new)
-            jumped = sum(unseen[n] for n, (a, b) in enumerate(plan.intervals) if low <= a and b <= high)
-            delta = rank_new[row_id] - rank_old[row_id] + (jumped if new > old else -jumped)
-            if delta:
-                changed.add(row_id)
-            else:
-                changed.discard(row_id)
-        return total + len(changed)
 
-    plan._finish = finish
+def finish_moved(plan: Plan, counts: Sequence[int]) -> Plan:
+    """The plan with `moved` counted, given the stored rows in each of `plan.intervals` (counted
+    before the writes)."""
+    state = plan.unseen
+    if state is None:
+        return plan
+    unseen = [
+        count - (bisect.bisect_left(state.window_keys, high) - bisect.bisect_right(state.window_keys, low))
+        for (low, high), count in zip(state.intervals, counts, strict=True)
+    ]
+    total = 0
+    for n, (low, _high) in enumerate(state.intervals):
+        # Moved entries that were before these unseen rows, minus those that are now before them.
+        shift = sum(new <= low for new in state.news.values()) - sum(
+            old <= low for old in state.olds.values()
+        )
+        if shift:
+            total += unseen[n]
+    changed = set(state.known_changed)
+    for row_id, old in state.olds.items():
+        new = state.news[row_id]
+        low, high = min(old, new), max(old, new)
+        jumped = sum(unseen[n] for n, (a, b) in enumerate(state.intervals) if low <= a and b <= high)
+        delta = state.rank_new[row_id] - state.rank_old[row_id] + (jumped if new > old else -jumped)
+        if delta:
+            changed.add(row_id)
+        else:
+            changed.discard(row_id)
+    return replace(plan, moved=total + len(changed), unseen=None)
+
+
+# --- edits planned on the whole list ---
+
+
+def plan_whole(rows: Sequence[Row], edit: Edit, *, one: bool, alias: str) -> Plan:
+    """`set` (a repeated id keeps its first place), and every edit of a cardinality-one list (`one`),
+    planned on the whole list as stored (`rows`), which such a list keeps short:
+    - set keeps only the last id given;
+    - add of more than one child → 422; add of a child while another is the member → 422 (the member
+      stays when it is the one added);
+    - connect: the last id given wins; with none, disconnect removes."""
+    items: list[Item]
+    if edit.kind == "set":
+        items = first_of_each(edit.items)
+        if one:
+            items = items and [edit.items[-1]]
+    elif edit.kind == "add":
+        items = collapse(edit.items, edit.source)
+        if len(items) > 1:
+            raise _fail(edit.source, messages.LIST_ONE_ADD_SEVERAL.format(alias=alias, count=len(items)))
+        present = [Item(row.child) for row in rows]
+        if items and present and all(item.id != items[0].id for item in present):
+            raise _fail(edit.source, messages.CARDINALITY_ONE_TAKEN.format(alias=alias))
+        items = present or items
+    else:  # connect on a cardinality-one list
+        collapse(edit.items, edit.source)
+        gone = set(edit.disconnect)
+        last = edit.items[-1] if edit.items else None
+        items = (
+            [Item(last.id, comment=last.comment)]
+            if last
+            else [Item(r.child) for r in rows if r.child not in gone]
+        )
+    return plan_replace(rows, items)

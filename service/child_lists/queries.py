@@ -13,7 +13,7 @@ import asyncpg
 
 from service import messages
 from service.child_lists.planner import SAFE_POSITION, Key, Plan, Row, Window
-from service.cursors import PageStart, Slice, fetch, statements
+from service.cursors import MIN_POSITION, PageStart, Slice, fetch, statements
 from service.db import Database, Record
 from service.errors import Conflict
 from service.relations.queries import COLUMNS, LOCK_LIST, POSITION_GAP
@@ -32,6 +32,8 @@ WHERE t.project = $1 AND t.alias = $2 FOR KEY SHARE OF t"""
 STATS = f"""
 SELECT coalesce(max(size), 0) AS total, coalesce(max(version), 0) AS tag
 FROM child_list WHERE {LIST}"""
+# Before every item of a list ordered by (position, id): where its first page starts.
+START = (MIN_POSITION, 0)
 # A page by position (relation_by_parent), after or before the key ($4, $5), with the size and version.
 PAGE = statements(
     total=STATS,

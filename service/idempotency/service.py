@@ -1,4 +1,5 @@
-"""One mechanism for every authenticated write (POST, PUT, PATCH, DELETE), applied by `api_route`.
+"""One mechanism for every authenticated write (POST, PUT, PATCH, DELETE): the pipeline's idempotency
+step (service/pipeline.py), after the body is read and before the handler.
 
 With an `Idempotency-Key` header, the key is claimed (a row of `idempotency_key`, per project) in the
 same transaction as the handler's work and its stored answer, so either all of it commits or none:
@@ -18,19 +19,15 @@ import asyncio
 import hashlib
 import logging
 import re
-from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from service import messages
-from service.bodies import read_body
+from service.context import Context, Handler
 from service.db import Database
 from service.errors import ApiError, BadRequest, ValidationFailed
 from service.idempotency import queries
-
-if TYPE_CHECKING:  # endpoint.py applies this module to its routes
-    from service.endpoint import Context, Handler
 
 log = logging.getLogger("service.idempotency")
 
@@ -61,26 +58,19 @@ def request_hash(request: Request, body: bytes) -> bytes:
     return digest.digest()
 
 
-def idempotent(handler: Handler, *, invalid_message: str) -> Handler:
-    """`handler` honouring `Idempotency-Key`; `invalid_message` heads a 422 for a reused key."""
-
-    async def run(ctx: Context) -> Response:
-        key = ctx.request.headers.get(HEADER)
-        if key is None:
-            return await handler(ctx)
-        if not _SANE_KEY.fullmatch(key):
-            raise BadRequest(messages.IDEMPOTENCY_KEY_INVALID)
-        return await _once(ctx, handler, key, invalid_message)
-
-    run.__name__ = handler.__name__
-    run.__doc__ = handler.__doc__
-    return run
+async def idempotent(ctx: Context, call_next: Handler) -> Response:
+    """The pipeline step: `call_next` at most once per `Idempotency-Key`; the operation's
+    `invalid_message` heads the 422 for a reused key."""
+    key = ctx.request.headers.get(HEADER)
+    if key is None:
+        return await call_next(ctx)
+    if not _SANE_KEY.fullmatch(key):
+        raise BadRequest(messages.IDEMPOTENCY_KEY_INVALID)
+    return await _once(ctx, call_next, key)
 
 
-async def _once(ctx: Context, handler: Handler, key: str, invalid_message: str) -> Response:
-    body = await read_body(ctx.request)
-    ctx.request._body = body  # the handler reads the same bytes again
-    digest = request_hash(ctx.request, body)
+async def _once(ctx: Context, handler: Handler, key: str) -> Response:
+    digest = request_hash(ctx.request, ctx.body)
     hours: int = ctx.request.app.state.settings.idempotency_hours
     try:
         async with ctx.db.transaction():
@@ -90,9 +80,11 @@ async def _once(ctx: Context, handler: Handler, key: str, invalid_message: str) 
     except _Unstored as unstored:
         return unstored.response
     if first is None:  # pruned between the two statements: as good as new
-        return await _once(ctx, handler, key, invalid_message)
+        return await _once(ctx, handler, key)
     if bytes(first["request_hash"]) != digest:
-        raise ValidationFailed(invalid_message, errors={HEADER: [messages.IDEMPOTENCY_KEY_REUSED]})
+        raise ValidationFailed(
+            ctx.operation.invalid_message, errors={HEADER: [messages.IDEMPOTENCY_KEY_REUSED]}
+        )
     headers = queries.stored_headers(first)
     headers[REPLAYED_HEADER] = "true"
     return Response(bytes(first["body"]), status_code=first["status"], headers=headers)

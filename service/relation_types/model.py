@@ -119,11 +119,11 @@ def from_row(row: Any) -> RelationTypeFields:
     )
 
 
-def represent(links: Links, row: Any) -> dict[str, Any]:
-    alias = row["alias"]
+def describe(row: Any) -> dict[str, Any]:
+    """The representation without `_links` (an export's line)."""
     return {
         "_id": str(row["type_id"]),
-        "alias": alias,
+        "alias": row["alias"],
         "name": row["name"],
         "isBidirectional": row["is_bidirectional"],
         "isDependency": row["is_dependency"],
@@ -132,6 +132,13 @@ def represent(links: Links, row: Any) -> dict[str, Any]:
         "cardinality": row["cardinality"],
         "_createDate": iso(row["created_at"]),
         "_updateDate": iso(row["updated_at"]),
+    }
+
+
+def represent(links: Links, row: Any) -> dict[str, Any]:
+    alias = row["alias"]
+    return {
+        **describe(row),
         "_links": {
             "self": {"href": links.relation_type(alias)},
             "relations": {"href": links.relations_of_type(alias)},

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncpg
 
+from service import messages
 from service.cursors import PageStart, Slice, fetch, statements
 from service.db import Database, Record
+from service.errors import Conflict
 from service.relation_types.model import BUILTINS, RelationTypeFields, type_id
 
 COLUMNS = """alias, type_id, name, parent_object_type, child_object_type, is_bidirectional,
@@ -44,10 +46,6 @@ DELETE_RELATIONS = "DELETE FROM relation WHERE project = $1 AND type_alias = $2"
 COUNT_RELATIONS = "SELECT count(*) FROM relation WHERE project = $1 AND type_alias = $2"
 
 
-class TypeInUse(Exception):
-    """The type still has relations."""
-
-
 async def list_page(db: Database, *, project: str, window: PageStart) -> Slice:
     return await fetch(db, LIST[not window.forward], (project,), window, column="alias")
 
@@ -65,17 +63,7 @@ async def insert(
 ) -> Record | None:
     """The new type, or None when the alias is taken."""
     return await db.fetchrow(
-        INSERT,
-        project,
-        fields.alias,
-        type_id(fields.alias, fields.name),
-        fields.name,
-        fields.parent_object_type,
-        fields.child_object_type,
-        fields.is_bidirectional,
-        fields.is_dependency,
-        fields.cardinality,
-        builtin,
+        INSERT, project, fields.alias, type_id(fields.alias, fields.name), *stored_fields(fields), builtin
     )
 
 
@@ -84,11 +72,9 @@ async def insert_builtins(db: Database, *, project: str) -> None:
         await insert(db, project=project, fields=fields, builtin=True)
 
 
-async def update(db: Database, *, project: str, fields: RelationTypeFields) -> Record | None:
-    return await db.fetchrow(
-        UPDATE,
-        project,
-        fields.alias,
+def stored_fields(fields: RelationTypeFields) -> tuple[str, str, str, bool, bool, str]:
+    """The columns after (project, alias[, type_id]) of INSERT and UPDATE, in their order."""
+    return (
         fields.name,
         fields.parent_object_type,
         fields.child_object_type,
@@ -96,6 +82,10 @@ async def update(db: Database, *, project: str, fields: RelationTypeFields) -> R
         fields.is_dependency,
         fields.cardinality,
     )
+
+
+async def update(db: Database, *, project: str, fields: RelationTypeFields) -> Record | None:
+    return await db.fetchrow(UPDATE, project, fields.alias, *stored_fields(fields))
 
 
 async def has_parent_with_several_children(db: Database, *, project: str, alias: str) -> bool:
@@ -107,11 +97,12 @@ async def count_relations(db: Database, *, project: str, alias: str) -> int:
 
 
 async def delete(db: Database, *, project: str, alias: str, force: bool) -> bool:
-    """Delete the type (and, with `force`, its relations). Raises TypeInUse when relations remain
-    (the foreign key decides, so a relation created meanwhile is never orphaned)."""
+    """Delete the type (and, with `force`, its relations). 409 when relations remain: the foreign key
+    decides, so a relation created meanwhile (by a writer that did not wait for the type's lock) is
+    never orphaned."""
     if force:
         await db.execute(DELETE_RELATIONS, project, alias)
     try:
         return await db.fetchval(DELETE, project, alias) is not None
     except asyncpg.ForeignKeyViolationError:
-        raise TypeInUse() from None
+        raise Conflict(messages.RELATION_TYPE_GAINED_RELATIONS.format(alias=alias)) from None

@@ -6,10 +6,10 @@ from starlette.responses import Response
 
 from service import messages
 from service.auth import READ, TYPES_WRITE
-from service.bodies import query_bool, read_json_object
+from service.bodies import query_bool
 from service.cursors import ListKey
 from service.db import Record
-from service.endpoint import Context, api_route
+from service.endpoint import ApiRoute, Context, Handler, Operation, operation
 from service.errors import (
     Conflict,
     RelationTypeNotFound,
@@ -42,7 +42,7 @@ async def get_relation_type(ctx: Context) -> Response:
 
 
 async def create_relation_type(ctx: Context) -> Response:
-    fields = model.read_fields(await read_json_object(ctx.request))
+    fields = model.read_fields(ctx.json_object())
     row = await queries.insert(ctx.db, project=ctx.project, fields=fields)
     if row is None:
         raise invalid_relation_type("alias", messages.RELATION_TYPE_DUPLICATE)
@@ -52,7 +52,7 @@ async def create_relation_type(ctx: Context) -> Response:
 
 async def update_relation_type(ctx: Context) -> Response:
     alias = ctx.path["alias"]
-    body = await read_json_object(ctx.request)
+    body = ctx.json_object()
     async with ctx.db.transaction():
         current = await queries.lock(ctx.db, project=ctx.project, alias=alias)
         if current is None:
@@ -84,26 +84,28 @@ async def delete_relation_type(ctx: Context) -> Response:
     return ctx.hal(model.represent(ctx.links, row))
 
 
+def type_write(handler: Handler, *, method: str, name: str) -> Operation:
+    """An operation that changes relation types: its scope, and a 422 about a reused Idempotency-Key
+    that speaks of the relation type."""
+    return operation(
+        handler, method=method, name=name, scope=TYPES_WRITE, invalid_message=messages.RELATION_TYPE_INVALID
+    )
+
+
 routes = [
-    api_route("/relation/type", list_relation_types, method="GET", name="relation-types:list", scope=READ),
-    api_route(
-        "/relation/type", create_relation_type, method="POST", name="relation-types:create", scope=TYPES_WRITE
+    ApiRoute(
+        "/relation/type",
+        [
+            operation(list_relation_types, method="GET", name="relation-types:list", scope=READ),
+            type_write(create_relation_type, method="POST", name="relation-types:create"),
+        ],
     ),
-    api_route(
-        "/relation/type/{alias}", get_relation_type, method="GET", name="relation-types:get", scope=READ
-    ),
-    api_route(
+    ApiRoute(
         "/relation/type/{alias}",
-        update_relation_type,
-        method="PUT",
-        name="relation-types:update",
-        scope=TYPES_WRITE,
-    ),
-    api_route(
-        "/relation/type/{alias}",
-        delete_relation_type,
-        method="DELETE",
-        name="relation-types:delete",
-        scope=TYPES_WRITE,
+        [
+            operation(get_relation_type, method="GET", name="relation-types:get", scope=READ),
+            type_write(update_relation_type, method="PUT", name="relation-types:update"),
+            type_write(delete_relation_type, method="DELETE", name="relation-types:delete"),
+        ],
     ),
 ]

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
+
+import asyncpg
 
 from service.cursors import PageStart, Slice, fetch, statements
 from service.db import Database, Record
+from service.errors import ServiceUnavailable
+
+log = logging.getLogger("service.relations")
 
 COLUMNS = "id, type_alias, parent, child, comment, created_at"
 # Children of one list are spaced this far apart, so most insertions take a midpoint.
@@ -147,6 +153,23 @@ DELETE = f"DELETE FROM relation WHERE project = $1 AND id = $2 RETURNING {COLUMN
 DELETE_BY_PARENT = "DELETE FROM relation WHERE project = $1 AND parent = $2"
 DELETE_BY_CHILD = "DELETE FROM relation WHERE project = $1 AND child = $2"
 
+# A delete by parent or child changes several lists. It first takes the lock of every list it will
+# change, in one global order (the lock's own key), so it is serialised with each list's edits (which
+# hold their one list's lock while they lock rows) and never locks rows in an order that crosses
+# theirs. PostgreSQL evaluates a volatile select list after the sort, so the locks follow that order.
+_LOCK_LISTS_WHERE = """
+SELECT count(*) FROM (
+    SELECT relation_list_lock($1, lists.type_alias, lists.parent) FROM (
+        SELECT DISTINCT type_alias, parent FROM relation WHERE project = $1 AND {column} = $2
+    ) AS lists
+    ORDER BY hashtextextended($1 || '/' || lists.type_alias || '/' || lists.parent::text, 0)
+) AS locked"""
+LOCK_LISTS_OF_PARENT = _LOCK_LISTS_WHERE.format(column="parent")
+LOCK_LISTS_OF_CHILD = _LOCK_LISTS_WHERE.format(column="child")
+# A list that gains the child between the locks and the delete is not locked; should that ever
+# deadlock, PostgreSQL cancels one side and the delete runs again, up to this many times.
+DELETE_ATTEMPTS = 3
+
 
 async def get(db: Database, *, project: str, relation_id: int) -> Record | None:
     return await db.fetchrow(GET, project, relation_id)
@@ -206,8 +229,21 @@ def _count(status: str) -> int:
 
 
 async def delete_by_parent(db: Database, *, project: str, parent: uuid.UUID) -> int:
-    return _count(await db.execute(DELETE_BY_PARENT, project, parent))
+    return await _delete_locked(db, LOCK_LISTS_OF_PARENT, DELETE_BY_PARENT, project, parent)
 
 
 async def delete_by_child(db: Database, *, project: str, child: uuid.UUID) -> int:
-    return _count(await db.execute(DELETE_BY_CHILD, project, child))
+    return await _delete_locked(db, LOCK_LISTS_OF_CHILD, DELETE_BY_CHILD, project, child)
+
+
+async def _delete_locked(db: Database, lock: str, delete_rows: str, project: str, entity: uuid.UUID) -> int:
+    """The lists' locks, then the delete, in one transaction (run again after a deadlock; 503 if
+    it keeps losing)."""
+    for attempt in range(1, DELETE_ATTEMPTS + 1):
+        try:
+            async with db.transaction():
+                await db.fetchval(lock, project, entity)
+                return _count(await db.execute(delete_rows, project, entity))
+        except asyncpg.DeadlockDetectedError:
+            log.warning("delete of %s's relations lost a deadlock (attempt %d)", entity, attempt)
+    raise ServiceUnavailable()

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from starlette.responses import Response
-from starlette.routing import Route
 
 from service import messages
 from service.auth import READ, WRITE
-from service.bodies import path_guid, query_bool, read_json_object
+from service.bodies import path_guid, query_bool
+from service.context import KeyOf
 from service.cursors import MIN_POSITION, ListKey, PageStart, Slice
 from service.db import Record
-from service.endpoint import Context, KeyOf, api_route
+from service.endpoint import ApiRoute, Context, api_route
 from service.errors import BadRequest, RelationNotFound, RelationTypeNotFound, invalid_relation
 from service.fields import alias_problem
 from service.relation_types import queries as type_queries
@@ -127,7 +127,7 @@ APPEND_REFUSALS = {
 
 
 async def create_relation(ctx: Context) -> Response:
-    new = model.read_new(await read_json_object(ctx.request))
+    new = model.read_new(ctx.json_object())
     row = await queries.append(
         ctx.db,
         project=ctx.project,
@@ -144,7 +144,7 @@ async def create_relation(ctx: Context) -> Response:
 
 
 async def update_relation(ctx: Context) -> Response:
-    body = await read_json_object(ctx.request)
+    body = ctx.json_object()
     current = await load_relation(ctx)
     comment = model.read_update(body, current)
     row = await queries.update_comment(
@@ -173,8 +173,7 @@ async def delete_by_child(ctx: Context) -> Response:
     return ctx.hal({"deleted": await queries.delete_by_child(ctx.db, project=ctx.project, child=child)})
 
 
-# More specific paths first: `/relation/{alias}` would otherwise take `type`, `referenced`, ….
-routes: list[Route] = [
+routes: list[ApiRoute] = [
     api_route("/relation/{id:int}", get_relation, method="GET", name="relations:get", scope=READ),
     api_route("/relation/{id:int}", update_relation, method="PUT", name="relations:update", scope=WRITE),
     api_route("/relation/{id:int}", delete_relation, method="DELETE", name="relations:delete", scope=WRITE),
@@ -201,9 +200,5 @@ routes: list[Route] = [
         scope=WRITE,
     ),
     api_route("/relation/related/{guid}", list_related, method="GET", name="relations:related", scope=READ),
-]
-
-# After the relation-type routes (`/relation/type` must not be read as an alias).
-alias_routes: list[Route] = [
     api_route("/relation/{alias}", list_by_type, method="GET", name="relations:list-by-type", scope=READ),
 ]

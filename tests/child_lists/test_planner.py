@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from service import messages
-from service.child_lists.bodies import Item, Position, read_patch
+from service.child_lists.bodies import Edit, Item, Position, read_patch
 from service.child_lists.planner import (
     MIN_SPACING,
     Plan,
@@ -21,9 +21,11 @@ from service.child_lists.planner import (
     Window,
     WindowTooSmall,
     collapse,
+    finish_moved,
     order_connect,
     plan_connect,
     plan_replace,
+    plan_whole,
 )
 from service.errors import ValidationFailed
 from service.relations.queries import POSITION_GAP
@@ -94,9 +96,7 @@ def plan_as_service(
         plan = plan_connect(window, items, disconnect, strict=strict, add_only=add_only)
     except WindowTooSmall:
         plan = plan_connect(Window.whole(rows), items, disconnect, strict=strict, add_only=add_only)
-    if plan.intervals:
-        plan.moved = plan.moved_with(counts_for(rows, plan))
-    return plan
+    return finish_moved(plan, counts_for(rows, plan))
 
 
 def item(n: int, kind: str = "end", anchor: int | None = None, index: int = 0) -> Item:
@@ -266,3 +266,39 @@ def test_window_plan_matches_the_model(
     written = {position for _, position, _ in plan.inserts} | {position for _, position, _ in plan.updates}
     taken = [row.position for row in after]
     assert all(taken.count(position) == 1 for position in written)
+
+
+# --- cardinality one (plan_whole), without HTTP ---
+
+
+def test_one_set_keeps_the_last_id() -> None:
+    rows = rows_of([POSITION_GAP])
+    plan = plan_whole(rows, Edit("set", (item(2), item(3))), one=True, alias="t")
+    assert [child for child, _, _ in plan.inserts] == [IDS[3]]
+    assert plan.deletes == [rows[0].id]
+
+
+def test_one_add_of_several_or_of_another_is_refused() -> None:
+    with pytest.raises(ValidationFailed) as several:
+        plan_whole([], Edit("add", (item(1), item(2)), source="items"), one=True, alias="t")
+    assert several.value.errors == {"items": [messages.LIST_ONE_ADD_SEVERAL.format(alias="t", count=2)]}
+    taken = rows_of([POSITION_GAP])
+    with pytest.raises(ValidationFailed) as other:
+        plan_whole(taken, Edit("add", (item(5),), source="items"), one=True, alias="t")
+    assert other.value.errors == {"items": [messages.CARDINALITY_ONE_TAKEN.format(alias="t")]}
+    same = plan_whole(taken, Edit("add", (item(0),), source="items"), one=True, alias="t")
+    assert same.changes == {"added": 0, "removed": 0, "moved": 0}
+
+
+def test_one_connect_takes_the_last_or_disconnects() -> None:
+    rows = rows_of([POSITION_GAP])
+    replaced = plan_whole(rows, Edit("connect", (item(4), item(6))), one=True, alias="t")
+    assert replaced.changes == {"added": 1, "removed": 1, "moved": 0}
+    assert [child for child, _, _ in replaced.inserts] == [IDS[6]]
+    removed = plan_whole(rows, Edit("connect", disconnect=(IDS[0],)), one=True, alias="t")
+    assert removed.changes == {"added": 0, "removed": 1, "moved": 0}
+
+
+def test_many_set_keeps_the_first_place_of_a_repeated_id() -> None:
+    plan = plan_whole([], Edit("set", (item(1), item(2), item(1))), one=False, alias="t")
+    assert [child for child, _, _ in plan.inserts] == [IDS[1], IDS[2]]

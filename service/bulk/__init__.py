@@ -1,0 +1,1 @@
+"""Bulk export and import of a project's relation types and relations (SPEC §11)."""
