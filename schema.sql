@@ -208,6 +208,324 @@ BEGIN
     RETURN QUERY SELECT v_granted, v_tokens - v_granted;
 END $$;
 
+-- === change log (issue 13) ===
+-- Every change of `relation` and `relation_type`, written by statement-level triggers in the writing
+-- transaction itself (so every writer logs, and a rolled-back change leaves nothing), read by
+-- GET /relation/changes and the webhook dispatcher in commit order. The ordering argument is in
+-- service/changes/__init__.py; in short: each writing transaction records, at commit, a key made of
+-- its commit-time snapshot (xmax, then the number of transactions still running, fewer sorting later,
+-- then its xid), publishing a lower bound of it while it commits, and a reader delivers only keys
+-- below both its own snapshot's xmax and every published bound, so nothing can later commit with a
+-- smaller key.
+
+-- One row per (project, writing transaction): inserted by the statement triggers (ON CONFLICT DO
+-- NOTHING), completed at commit by the deferred constraint trigger below with the ordering key.
+-- `commit_key`: int8send(snapshot xmax) || int4send(2147483647 - running xids) || int8send(xid), so
+-- that bytea order is the order of the key. NULL until commit (and no reader sees it before).
+CREATE TABLE IF NOT EXISTS relation_change_commit (
+    project       text        NOT NULL,
+    xid           bigint      NOT NULL,
+    commit_key    bytea,
+    committed_at  timestamptz,
+    moved_lists   boolean     NOT NULL DEFAULT false,
+    PRIMARY KEY (project, xid)
+);
+-- A project's feed and the global one (webhook dispatcher, prune) walk these in key order.
+CREATE INDEX IF NOT EXISTS relation_change_commit_by_project
+    ON relation_change_commit (project, commit_key) WHERE commit_key IS NOT NULL;
+CREATE INDEX IF NOT EXISTS relation_change_commit_by_key
+    ON relation_change_commit (commit_key) WHERE commit_key IS NOT NULL;
+
+-- The events. `id` orders a transaction's events (statement order, then row order); it is the event's
+-- id. Relations are stored as columns (cheaper per row than JSON: an import logs 1,000,000 of them),
+-- relation types as their §4 JSON without _links; `list.reordered` keeps the list's size and version
+-- as child_list had them at commit (the ETag).
+CREATE SEQUENCE IF NOT EXISTS relation_change_id_seq;
+CREATE TABLE IF NOT EXISTS relation_change (
+    project       text        NOT NULL,
+    xid           bigint      NOT NULL,
+    id            bigint      NOT NULL DEFAULT nextval('relation_change_id_seq'),
+    kind          text        NOT NULL,
+    relation_id   bigint,
+    type_alias    text,
+    parent        uuid,
+    child         uuid,
+    comment       text,
+    created_at    timestamptz,
+    list_size     bigint,
+    list_version  bigint,
+    type_data     jsonb,
+    PRIMARY KEY (project, xid, id)
+);
+ALTER SEQUENCE relation_change_id_seq OWNED BY relation_change.id;
+
+-- Per project, the key of the newest transaction whose events the prune has started deleting: a
+-- cursor below it may have missed events (410 Gone).
+CREATE TABLE IF NOT EXISTS relation_change_horizon (
+    project     text   PRIMARY KEY,
+    pruned_key  bytea  NOT NULL
+);
+
+-- The statement triggers. Each writes its events and the transaction's marker rows (one per project,
+-- ON CONFLICT DO NOTHING: the deferred trigger below then fires once per transaction and project) in
+-- one statement. The ordering key needs the commit-time snapshot that only READ COMMITTED gives a
+-- deferred trigger, hence the guard.
+CREATE OR REPLACE FUNCTION relation_change_guard() RETURNS bigint LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'relations are written in READ COMMITTED transactions only (the change log orders them by their commit-time snapshot)'
+            USING ERRCODE = 'feature_not_supported';
+    END IF;
+    RETURN pg_current_xact_id()::text::bigint;
+END $$;
+
+CREATE OR REPLACE FUNCTION relation_change_log() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    v_xid bigint := relation_change_guard();
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        WITH marked AS (
+            INSERT INTO relation_change_commit (project, xid) SELECT DISTINCT project, v_xid FROM new_rows
+            ON CONFLICT (project, xid) DO NOTHING
+        )
+        INSERT INTO relation_change (project, xid, kind, relation_id, type_alias, parent, child, comment,
+                                     created_at)
+        SELECT project, v_xid, 'relation.created', id, type_alias, parent, child, comment, created_at
+        FROM new_rows ORDER BY id;
+    ELSIF TG_OP = 'DELETE' THEN
+        WITH marked AS (
+            INSERT INTO relation_change_commit (project, xid) SELECT DISTINCT project, v_xid FROM old_rows
+            ON CONFLICT (project, xid) DO NOTHING
+        )
+        INSERT INTO relation_change (project, xid, kind, relation_id, type_alias, parent, child, comment,
+                                     created_at)
+        SELECT project, v_xid, 'relation.deleted', id, type_alias, parent, child, comment, created_at
+        FROM old_rows ORDER BY id;
+    ELSE
+        -- A comment change is relation.updated; a change of positions is one list.reordered per list
+        -- (completed at commit with the list's ETag, and kept once per list and transaction).
+        WITH changed AS (
+            SELECT n.*, o.comment IS DISTINCT FROM n.comment AS commented, o.position <> n.position AS moved
+            FROM new_rows AS n JOIN old_rows AS o ON o.project = n.project AND o.id = n.id
+            WHERE o.comment IS DISTINCT FROM n.comment OR o.position <> n.position
+        ), marked AS (
+            INSERT INTO relation_change_commit AS m (project, xid, moved_lists)
+            SELECT project, v_xid, bool_or(moved) FROM changed GROUP BY project
+            ON CONFLICT (project, xid) DO UPDATE SET moved_lists = true WHERE excluded.moved_lists
+        )
+        INSERT INTO relation_change (project, xid, kind, relation_id, type_alias, parent, child, comment,
+                                     created_at)
+        SELECT project, v_xid, kind, relation_id, type_alias, parent, child, comment, created_at FROM (
+            SELECT project, 'relation.updated' AS kind, id AS relation_id, type_alias, parent, child,
+                   comment, created_at, 0 AS part, id AS rank
+            FROM changed WHERE commented
+            UNION ALL
+            SELECT DISTINCT project, 'list.reordered', NULL::bigint, type_alias, parent, NULL::uuid,
+                   NULL::text, NULL::timestamptz, 1, 0
+            FROM changed WHERE moved
+        ) AS events ORDER BY part, rank, parent, type_alias;
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE FUNCTION relation_type_change_data(t relation_type) RETURNS jsonb
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT jsonb_build_object(
+        '_id', t.type_id, 'alias', t.alias, 'name', t.name, 'isBidirectional', t.is_bidirectional,
+        'isDependency', t.is_dependency, 'parentObjectType', t.parent_object_type,
+        'childObjectType', t.child_object_type, 'cardinality', t.cardinality,
+        '_createDate', to_char(t.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+        '_updateDate', to_char(t.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'))
+$$;
+
+CREATE OR REPLACE FUNCTION relation_type_change_log() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    v_xid bigint := relation_change_guard();
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        WITH marked AS (
+            INSERT INTO relation_change_commit (project, xid) SELECT DISTINCT project, v_xid FROM old_rows
+            ON CONFLICT (project, xid) DO NOTHING
+        )
+        INSERT INTO relation_change (project, xid, kind, type_alias, type_data)
+        SELECT o.project, v_xid, 'relationType.deleted', o.alias, relation_type_change_data(o)
+        FROM old_rows AS o ORDER BY o.alias;
+    ELSE
+        WITH marked AS (
+            INSERT INTO relation_change_commit (project, xid) SELECT DISTINCT project, v_xid FROM new_rows
+            ON CONFLICT (project, xid) DO NOTHING
+        )
+        INSERT INTO relation_change (project, xid, kind, type_alias, type_data)
+        SELECT n.project, v_xid, CASE TG_OP WHEN 'INSERT' THEN 'relationType.created'
+                                     ELSE 'relationType.updated' END,
+               n.alias, relation_type_change_data(n)
+        FROM new_rows AS n ORDER BY n.alias;
+    END IF;
+    RETURN NULL;
+END $$;
+
+-- At commit (deferred), once per marker row: the ordering key from a fresh snapshot (READ COMMITTED
+-- takes one for deferred triggers and for each statement of a volatile function), the lists' ETags of
+-- list.reordered (one event per list kept), and the wake-up of waiting readers.
+CREATE OR REPLACE FUNCTION relation_change_commit_key() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    v_moved boolean;
+BEGIN
+    -- Readers must know the key of a transaction between its commit snapshot and its commit: a
+    -- shared advisory lock, visible in pg_locks at once and released only once the commit is visible,
+    -- publishes a lower bound of its xmax (taken before the key's snapshot, so never above it).
+    PERFORM pg_advisory_xact_lock_shared(
+        1919247211, (pg_snapshot_xmax(pg_current_snapshot())::text::bigint % 4294967296)::bit(32)::integer);
+    -- NEW is the row as inserted; `moved_lists` may have been set since, so it is read back here.
+    -- The block (an exception clause makes it a subtransaction) gives this write an xid of its own,
+    -- assigned after the snapshot was taken, so at least its xmax: committing it moves every later
+    -- snapshot's xmax past this key's, and the transaction is deliverable at once when no other
+    -- writer runs (else a quiet server would hold it back until some other transaction ended).
+    BEGIN
+        UPDATE relation_change_commit
+        SET commit_key = int8send(pg_snapshot_xmax(s.snapshot)::text::bigint)
+                         || int4send(2147483647 - (SELECT count(*)::integer FROM pg_snapshot_xip(s.snapshot)))
+                         || int8send(NEW.xid),
+            committed_at = clock_timestamp()
+        FROM (SELECT pg_current_snapshot() AS snapshot) AS s
+        WHERE project = NEW.project AND xid = NEW.xid
+        RETURNING moved_lists INTO v_moved;
+    EXCEPTION WHEN no_data_found THEN
+        RAISE;  -- never raised: the clause is there for the subtransaction
+    END;
+    IF v_moved THEN
+        DELETE FROM relation_change AS c USING (
+            SELECT id, row_number() OVER (PARTITION BY parent, type_alias ORDER BY id) AS n
+            FROM relation_change WHERE project = NEW.project AND xid = NEW.xid AND kind = 'list.reordered'
+        ) AS repeated
+        WHERE c.project = NEW.project AND c.xid = NEW.xid AND c.id = repeated.id AND repeated.n > 1;
+        UPDATE relation_change AS c SET list_size = l.size, list_version = l.version
+        FROM child_list AS l
+        WHERE c.project = NEW.project AND c.xid = NEW.xid AND c.kind = 'list.reordered'
+          AND l.project = c.project AND l.parent = c.parent AND l.type_alias = c.type_alias;
+    END IF;
+    -- NOTIFY holds a server-wide lock from before the commit until after its WAL flush, so notifying
+    -- writers commit one at a time (4 times slower POSTs at 32 clients). The service's own sessions
+    -- say `relations.notify = after-commit`: it notifies after the commit, coalesced per worker.
+    -- Every other writer (an import from the command line, psql) notifies here, at its commit.
+    IF coalesce(current_setting('relations.notify', true), '') <> 'after-commit' THEN
+        PERFORM pg_notify('relation_changes', NEW.project);
+    END IF;
+    RETURN NULL;
+END $$;
+
+-- The delivery bound of a reader: the largest commit-key xmax it may deliver now. A transaction that
+-- commits after this call has either published its key's lower bound already (the advisory lock of
+-- relation_change_commit_key, held until its commit is visible) or takes its commit snapshot after
+-- this statement's snapshot, so its xmax is at least this snapshot's xmax. So the bound is one below
+-- the smaller of this snapshot's xmax and the smallest published xmax. Unlike a snapshot's xmin, it
+-- ignores transactions that write no change (other tables, other databases of the server). The
+-- events must then be read under a later snapshot (relation_change_page's second statement), in which
+-- every transaction whose lock was gone when pg_locks was read is visible.
+CREATE OR REPLACE FUNCTION relation_change_bound() RETURNS bigint LANGUAGE sql VOLATILE AS $$
+    WITH snapshot AS (SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS xmax),
+    published AS (
+        SELECT objid::text::bigint AS xmax32 FROM pg_locks
+        WHERE locktype = 'advisory' AND classid = 1919247211::oid AND objsubid = 2 AND granted
+          AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+    )
+    -- pg_locks holds the low 32 bits: the full xmax is the one nearest this snapshot's.
+    SELECT least(snapshot.xmax,
+                 min(snapshot.xmax + (p.xmax32 - snapshot.xmax % 4294967296 + 6442450944) % 4294967296
+                     - 2147483648)) - 1
+    FROM snapshot LEFT JOIN published AS p ON true GROUP BY snapshot.xmax
+$$;
+
+-- A page of the change log after (p_key, p_id): one project's (p_project) or every project's (NULL),
+-- at most p_limit events in commit order, each row also carrying the bound, the retention horizon
+-- (the project's, or the newest of any project) and the first committed key not deliverable yet; one
+-- row with NULL event columns when there is no event. Two statements, hence a function: the bound
+-- first, then the events under a fresh snapshot (READ COMMITTED; see relation_change_bound).
+CREATE OR REPLACE FUNCTION relation_change_page(p_project text, p_key bytea, p_id bigint, p_limit integer)
+RETURNS TABLE (bound bigint, pruned_key bytea, held_key bytea, commit_key bytea, committed_at timestamptz,
+               project text, id bigint, kind text, relation_id bigint, type_alias text, parent uuid,
+               child uuid, comment text, created_at timestamptz, list_size bigint, list_version bigint,
+               type_data jsonb)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_bound bigint := relation_change_bound();
+    v_end bytea := int8send(v_bound + 1);  -- keys below it have xmax <= v_bound
+BEGIN
+    -- Two queries, not one with "p_project IS NULL OR …": each keeps a plan on its own index.
+    IF p_project IS NOT NULL THEN
+        RETURN QUERY
+        WITH meta AS (
+            SELECT (SELECT h.pruned_key FROM relation_change_horizon AS h WHERE h.project = p_project)
+                       AS pruned_key,
+                   (SELECT m.commit_key FROM relation_change_commit AS m
+                    WHERE m.project = p_project AND m.commit_key IS NOT NULL AND m.commit_key >= v_end
+                    ORDER BY m.commit_key LIMIT 1) AS held_key
+        ), tx AS (
+            SELECT m.project, m.xid, m.commit_key, m.committed_at FROM relation_change_commit AS m
+            WHERE m.project = p_project AND m.commit_key IS NOT NULL
+              AND m.commit_key >= p_key AND m.commit_key < v_end
+            ORDER BY m.commit_key LIMIT p_limit
+        ), page AS (
+            SELECT tx.commit_key, tx.committed_at, c.project, c.id, c.kind, c.relation_id, c.type_alias,
+                   c.parent, c.child, c.comment, c.created_at, c.list_size, c.list_version, c.type_data
+            FROM tx CROSS JOIN LATERAL (
+                SELECT * FROM relation_change AS e
+                WHERE e.project = tx.project AND e.xid = tx.xid AND (tx.commit_key > p_key OR e.id > p_id)
+                ORDER BY e.id LIMIT p_limit
+            ) AS c
+            ORDER BY tx.commit_key, c.id LIMIT p_limit
+        )
+        SELECT v_bound, meta.pruned_key, meta.held_key, page.*
+        FROM meta LEFT JOIN page ON true ORDER BY page.commit_key, page.id;
+    ELSE
+        RETURN QUERY
+        WITH meta AS (
+            SELECT (SELECT h.pruned_key FROM relation_change_horizon AS h
+                    ORDER BY h.pruned_key DESC LIMIT 1) AS pruned_key,
+                   (SELECT m.commit_key FROM relation_change_commit AS m
+                    WHERE m.commit_key IS NOT NULL AND m.commit_key >= v_end
+                    ORDER BY m.commit_key LIMIT 1) AS held_key
+        ), tx AS (
+            SELECT m.project, m.xid, m.commit_key, m.committed_at FROM relation_change_commit AS m
+            WHERE m.commit_key IS NOT NULL AND m.commit_key >= p_key AND m.commit_key < v_end
+            ORDER BY m.commit_key LIMIT p_limit
+        ), page AS (
+            SELECT tx.commit_key, tx.committed_at, c.project, c.id, c.kind, c.relation_id, c.type_alias,
+                   c.parent, c.child, c.comment, c.created_at, c.list_size, c.list_version, c.type_data
+            FROM tx CROSS JOIN LATERAL (
+                SELECT * FROM relation_change AS e
+                WHERE e.project = tx.project AND e.xid = tx.xid AND (tx.commit_key > p_key OR e.id > p_id)
+                ORDER BY e.id LIMIT p_limit
+            ) AS c
+            ORDER BY tx.commit_key, c.id LIMIT p_limit
+        )
+        SELECT v_bound, meta.pruned_key, meta.held_key, page.*
+        FROM meta LEFT JOIN page ON true ORDER BY page.commit_key, page.id;
+    END IF;
+END $$;
+
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'relation_logged_insert') THEN
+        CREATE CONSTRAINT TRIGGER relation_change_committed AFTER INSERT ON relation_change_commit
+            DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION relation_change_commit_key();
+        CREATE TRIGGER relation_logged_insert AFTER INSERT ON relation
+            REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION relation_change_log();
+        CREATE TRIGGER relation_logged_delete AFTER DELETE ON relation
+            REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION relation_change_log();
+        CREATE TRIGGER relation_logged_update AFTER UPDATE ON relation
+            REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION relation_change_log();
+        CREATE TRIGGER relation_type_logged_insert AFTER INSERT ON relation_type
+            REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION relation_type_change_log();
+        CREATE TRIGGER relation_type_logged_delete AFTER DELETE ON relation_type
+            REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION relation_type_change_log();
+        CREATE TRIGGER relation_type_logged_update AFTER UPDATE ON relation_type
+            REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION relation_type_change_log();
+    END IF;
+END $$;
+
 -- === bulk import (issue 14) ===
 -- POST /relation/import rewrites many lists (100,000 of them, say) in one transaction. Taking each
 -- list's lock would need one lock-table entry per list, and PostgreSQL's shared lock table holds only

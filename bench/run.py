@@ -18,7 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
-from bench import load, seed, servers
+from bench import feed, load, seed, servers
 from bench.load import Load, Result
 
 ROOT = servers.ROOT
@@ -424,6 +424,7 @@ def main(argv: list[str] | None = None) -> int:
     logs.mkdir(exist_ok=True)
     rows: list[Row] = []
     refs: dict[str, Result] = {}
+    feed_lag: dict[str, Any] = {}
     files = paths.files
 
     def route(name: str, server: servers.Server, what: Load, reference: str = "bare PK", **kw: Any) -> None:
@@ -498,9 +499,24 @@ def main(argv: list[str] | None = None) -> int:
             for name in (*missing, "set: PUT set of 1,000 items"):
                 rows.append(Row(name, None, note="ordered-list routes not served"))
         lists_arg = files["lists10"] if has_lists else "-"
-        route(
-            "mixed: 70% GET/20% POST/10% PATCH, 32 conns", service, Load("mixed", (files["reads"], lists_arg))
-        )
+        mixed = Load("mixed", (files["reads"], lists_arg))
+        route("mixed: 70% GET/20% POST/10% PATCH, 32 conns", service, mixed)
+        if bench.wanted("feed"):
+            log("change feed: a long-polling consumer during the mixed load")
+            feed_lag = feed.lag(
+                service.url, headers, lambda: bench.measure("feed: mixed load", service.url, mixed, headers)
+            )
+            log(f"  feed lag: {feed_lag}")
+        if bench.wanted("logcost"):
+            log("change log: POST /relation with its triggers on and off, alternating")
+            logged, unlogged = feed.log_cost(
+                dsn,
+                options,
+                lambda name: bench.measure(name, service.url, Load("post", ("umbDocument",)), headers),
+            )
+            rows.append(Row("logcost: POST, change log on", logged, "post unlogged"))
+            rows.append(Row("logcost: POST, change log off", unlogged, "post unlogged"))
+            refs["post unlogged"] = unlogged
         contention: dict[str, Any] = {}
         if has_lists and bench.wanted("contention"):
             from bench import contention as contention_test
@@ -565,6 +581,23 @@ def main(argv: list[str] | None = None) -> int:
     if reliability:
         lines.append("")
         lines.extend(reliability["summary"])
+    if feed_lag:
+        lines.append("")
+        lines.append(
+            f"change feed: {feed_lag['events']:,} events to a long-polling consumer during the mixed load "
+            f"({feed_lag['load_rps']:.0f} req/s), {feed_lag['polls']:,} polls, "
+            f"{feed_lag['duplicates']} repeated; "
+            f"commit-to-consumer lag p50 {feed_lag['p50_ms']:.1f} ms, p99 {feed_lag['p99_ms']:.1f} ms, "
+            f"max {feed_lag['max_ms']:.1f} ms"
+        )
+        quiet = feed_lag["quiet"]
+        lines.append(
+            f"change feed without load ({quiet['events']} POSTs, one every 20 ms): lag p50 "
+            f"{quiet['p50_ms']:.1f} ms, p99 {quiet['p99_ms']:.1f} ms; from the POST's answer p50 "
+            f"{quiet['ack_p50_ms']:.1f} ms, p99 {quiet['ack_p99_ms']:.1f} ms; "
+            f"{quiet['duplicates']} repeated, "
+            f"{quiet['missing']} missing"
+        )
     if contention:
         lines.append("")
         lines.extend(contention["summary"])
@@ -572,6 +605,8 @@ def main(argv: list[str] | None = None) -> int:
     lines.extend(targets(rows, refs, scale, small_scale, memory))
     if size_targets:
         lines.extend(["targets (issue 12):", *size_targets])
+    if feed_lag:
+        lines.extend(feed_targets(feed_lag))
     if bench.wanted(BULK):
         lines.append("")
         lines.extend(bulk_phase(bench, url))
@@ -585,17 +620,27 @@ def main(argv: list[str] | None = None) -> int:
                 "results": [r.as_dict() for r in bench.results],
                 "memory": memory,
                 "reliability": {k: v for k, v in reliability.items() if k != "summary"},
+                "feed": feed_lag,
             },
             option=orjson.OPT_INDENT_2,
         )
     )
     log(f"raw results in {bench.out} ({time.monotonic() - started:.0f} s)")
+    quiet_feed = feed_lag.get("quiet", {})
     failed = (
         reliability.get("ok") is False
         or contention.get("ok") is False
         or any(r.errors for r in bench.results if r.name != "memory")
+        or bool(feed_lag.get("duplicates") or quiet_feed.get("duplicates") or quiet_feed.get("missing"))
     )
     return 1 if failed else 0
+
+
+def feed_targets(lag: dict[str, Any]) -> list[str]:
+    out = ["targets (issue 13):"]
+    for label, value, limit in (("feed lag p50", lag["p50_ms"], 20), ("feed lag p99", lag["p99_ms"], 200)):
+        out.append(f"  [{'met' if value <= limit else 'NOT met'}] {label} <= {limit} ms: {value:.1f} ms")
+    return out
 
 
 def results_tool(results: list[Result]) -> str:

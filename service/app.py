@@ -20,6 +20,9 @@ from starlette.types import ASGIApp
 from service import cursors, docs, health, messages, metrics
 from service.auth import Authenticator
 from service.bulk.routes import routes as bulk_routes
+from service.changes.listener import NOTIFY_AFTER_COMMIT, Listener
+from service.changes.retention import prune_forever as prune_changes_forever
+from service.changes.routes import routes as change_routes
 from service.child_lists.routes import routes as child_list_routes
 from service.db import Database
 from service.endpoint import assemble
@@ -78,6 +81,7 @@ def api_routes() -> list[BaseRoute]:
     return assemble(
         [
             *relation_routes,
+            *change_routes,
             *relation_type_routes,
             *child_list_routes,
             *bulk_routes,
@@ -146,8 +150,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         min_size=settings.pool_min_size,
         max_size=settings.pool_max_size,
         statement_timeout_ms=settings.statement_timeout_ms,
+        session=NOTIFY_AFTER_COMMIT,
     )
 
+    listener = Listener(db)
     rate_limits = RateLimits(db, default=settings.rate_limit, failures=settings.auth_failure_limit)
 
     @asynccontextmanager
@@ -158,6 +164,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         chores = [
             asyncio.create_task(prune_forever(db, hours=settings.idempotency_hours)),
             asyncio.create_task(rate_limits.prune_forever()),
+            asyncio.create_task(listener.run()),
+            asyncio.create_task(
+                prune_changes_forever(db, retention_seconds=settings.changes_retention_seconds)
+            ),
         ]
         if metrics.multiprocess_mode():
             chores.append(asyncio.create_task(metrics.keep_pool_current(db)))
@@ -194,5 +204,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.db = db
     app.state.authenticator = Authenticator(settings, db)
     app.state.rate_limits = rate_limits
+    app.state.changes_listener = listener
+    app.state.after_write = listener.changed
     app.state.link_templates = route_templates(routes)
     return app

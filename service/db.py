@@ -102,9 +102,12 @@ class Database:
         min_size: int = 2,
         max_size: int = 10,
         statement_timeout_ms: int = 5000,
+        session: dict[str, str] | None = None,
     ) -> None:
+        """`session`: more settings for every pooled session (e.g. `relations.notify`, schema.sql)."""
         plain_url, options = split_url(url)
         self.url = url
+        self._statement_timeout_ms = statement_timeout_ms
         self._pool = databases.Database(
             plain_url,
             min_size=min_size,
@@ -115,6 +118,7 @@ class Database:
                 "statement_timeout": str(statement_timeout_ms),
                 "idle_in_transaction_session_timeout": str(max(statement_timeout_ms * 2, 10000)),
                 "application_name": "relations",
+                **(session or {}),
             },
             **options,
         )
@@ -125,6 +129,14 @@ class Database:
 
     async def disconnect(self) -> None:
         await self._pool.disconnect()
+
+    async def dedicated_connection(self, *, name: str = "relations") -> asyncpg.Connection:
+        """A connection of its own, outside the pool, for a session that keeps it (the change feed's
+        LISTEN), named `name` in pg_stat_activity; the caller closes it. Driver failures are raised as
+        they are: its owner reconnects."""
+        plain_url, options = split_url(self.url)
+        settings = {"application_name": name, "statement_timeout": str(self._statement_timeout_ms)}
+        return await asyncpg.connect(plain_url, server_settings=settings, **options)
 
     def _asyncpg_pool(self) -> Any:
         """asyncpg's own pool under `databases`, or None before it is open."""

@@ -66,6 +66,10 @@ class Conflict(ApiError):
     status, code, default_message = 409, "Conflict", "Conflict."
 
 
+class Gone(ApiError):
+    status, code, default_message = 410, "Gone", messages.CHANGES_GONE
+
+
 class PreconditionFailed(ApiError):
     status, code, default_message = 412, "PreconditionFailed", "The list changed since that ETag."
 

@@ -105,6 +105,13 @@ JSON_API_SHAPE = 'Body must be a JSON:API document: {"data": [{"type": ..., "id"
 JSON_API_TO_MANY = "'data' must be an array of resource identifiers for a relation type of cardinality many."
 JSON_API_NULL = "'data' may be null only in a PATCH of a relation type of cardinality one."
 JSON_API_TYPE_MISMATCH = "Type '{type}' is not the child object type '{expected}' of relation type '{alias}'."
+CHANGES_CURSOR_INVALID = "'since' is not a cursor of this feed: give 'now', or a cursor from a page of it."
+CHANGES_GONE = (
+    "Changes after that cursor are no longer retained: resynchronise from an export "
+    "(GET /relation/export), then follow the feed from since=now."
+)
+CHANGES_LIMIT_INVALID = "'limit' must be an integer from 1 to 1000."
+CHANGES_WAIT_INVALID = "'wait' must be a number of seconds from 0 to 30."
 
 # --- Rate limits and hardening (SPEC §13, issue 11) ---
 RATE_LIMITED = "This credential's request budget ({policy}) is used up; retry after {seconds} second(s)."

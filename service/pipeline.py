@@ -5,6 +5,7 @@
     credentials (401)        authenticate (failed authentications limited per client address, 429)
     project and scope (403)  authorise
     rate limit (429)         rate_limit: the credential's budget (service/rate_limits), before the body
+    (writes)                 announce_write: once the write succeeded, the change feed is told
     body (413)               read_body: the body, read once and size-limited once, into `ctx.body`
     queue                    wait_in_queue: edits of one resource (a child list) queue in this worker
                                before they take a database connection (only routes that name a queue)
@@ -138,6 +139,16 @@ def queue_for(key: Hashable) -> asyncio.Lock:
     return queue
 
 
+async def announce_write(ctx: Context, call_next: Handler) -> Response:
+    """After a write that succeeded (committed: the handler's transaction has ended), the change
+    feed's listener wakes this worker's waiting readers and notifies the other workers
+    (service/changes/listener.py; the commit trigger does not, see schema.sql)."""
+    response = await call_next(ctx)
+    if response.status_code < 300:
+        ctx.request.app.state.after_write(ctx.project)
+    return response
+
+
 async def wait_in_queue(ctx: Context, call_next: Handler) -> Response:
     assert ctx.operation.queue is not None
     async with queue_for((ctx.project, ctx.operation.queue(ctx))):
@@ -150,6 +161,8 @@ async def wait_in_queue(ctx: Context, call_next: Handler) -> Response:
 def steps_for(operation: Operation) -> list[Step]:
     """The operation's steps, in SPEC §2's order."""
     steps: list[Step] = [check_version, authenticate, authorise, rate_limit]
+    if operation.method in WRITE_METHODS:
+        steps.append(announce_write)
     if operation.method in WRITE_METHODS and not operation.streams_body:
         steps.append(read_body)
         if operation.queue is not None:

@@ -6,6 +6,7 @@ variable. Tests build `Settings(database_url=..., key_cache_seconds=0)` directly
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -79,6 +80,37 @@ def _policy(name: str, raw: str) -> RatePolicy | None:
         raise InvalidSetting(f"{name}: {error}") from None
 
 
+_DURATION = re.compile(r"(\d+)\s*(d|h|m|s)")
+_DURATION_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+def parse_duration(text: str) -> int:
+    """Seconds in `7d`, `36h`, `1d12h`, `90m`, `30s` (units d, h, m, s; several add up) or a bare
+    number of seconds; raises ValueError otherwise, or for zero."""
+    compact = text.strip().lower()
+    if compact.isdigit():
+        seconds = int(compact)
+    else:
+        parts = _DURATION.findall(compact)
+        if not parts or _DURATION.sub("", compact).strip():
+            raise ValueError(f"not a duration: {text!r} (e.g. 7d, 36h, 1d12h, 90m, 30s)")
+        seconds = sum(int(number) * _DURATION_UNITS[unit] for number, unit in parts)
+    if seconds <= 0:
+        raise ValueError(f"a duration must be positive: {text!r}")
+    return seconds
+
+
+def _duration(name: str, raw: str) -> int:
+    try:
+        return parse_duration(raw)
+    except ValueError as error:
+        raise InvalidSetting(f"{name}: {error}") from None
+
+
+def _seconds(name: str, raw: str) -> float:
+    return float(_duration(name, raw))
+
+
 def setting(variable: str, default: Any, parse: Callable[[str, str], Any] = _text) -> Any:
     """A field read from `variable` (unset or blank: `default`)."""
     metadata = {"variable": variable, "parse": parse}
@@ -128,6 +160,9 @@ class Settings:
     header_timeout_seconds: int = setting("RELATIONS_HEADER_TIMEOUT_SECONDS", 10, _int(low=1))
     # POST /relation/import's own body limit (it streams its body; every other route has max_body_bytes).
     import_max_bytes: int = setting("RELATIONS_IMPORT_MAX_BYTES", 1 << 30, _int(low=1))
+    # The change feed (SPEC §9): how long changes are kept, and the event stream's heartbeat.
+    changes_retention_seconds: int = setting("RELATIONS_CHANGES_RETENTION", 7 * 86400, _duration)
+    changes_heartbeat_seconds: float = setting("RELATIONS_CHANGES_HEARTBEAT", 15.0, _seconds)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
