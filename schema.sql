@@ -6,7 +6,7 @@
 -- (Citus) and project-scoped reads routed to replicas. `api_key` is looked up before the project is
 -- known (the key names its project), so it is keyed by its own id: a small reference table.
 --
--- schema-version: 8
+-- schema-version: 12
 
 CREATE TABLE IF NOT EXISTS schema_version (
     version     integer     PRIMARY KEY,
@@ -543,6 +543,120 @@ RETURNS void LANGUAGE sql VOLATILE AS $$
     SELECT pg_advisory_xact_lock(hashtextextended(p_project || '/' || p_alias || '/' || p_parent::text, 0))
 $$;
 
+-- === Webhooks (issue 13) ===
+-- Subscriptions (SPEC §10). `secret` and `previous_secret` are AES-GCM ciphertexts under a key derived
+-- from RELATIONS_SECRET_KEY (service/webhooks/secrets.py): a dump of this table alone reveals no secret.
+-- The previous secret keeps signing until `previous_secret_until` (24 h after a rotation).
+CREATE TABLE IF NOT EXISTS webhook (
+    project               text        NOT NULL REFERENCES project (project) ON DELETE CASCADE,
+    id                    uuid        NOT NULL,
+    url                   text        NOT NULL,
+    events                text[]      NOT NULL,
+    description           text        NOT NULL DEFAULT '',
+    enabled               boolean     NOT NULL DEFAULT true,
+    disabled_reason       text,
+    secret                bytea       NOT NULL,
+    previous_secret       bytea,
+    previous_secret_until timestamptz,
+    created_at            timestamptz NOT NULL DEFAULT clock_timestamp(),
+    updated_at            timestamptz NOT NULL DEFAULT clock_timestamp(),
+    PRIMARY KEY (project, id)
+);
+
+-- One row per (webhook, event): the queue and the delivery log at once. `body` is the exact JSON sent
+-- on every attempt. A pending delivery is due at `next_attempt_at` (NULL while its webhook is
+-- disabled); a sender that claims it sets `claim` and moves `next_attempt_at` to the end of its lease,
+-- so a sender that dies mid-attempt loses nothing: the delivery is due again when the lease ends.
+CREATE TABLE IF NOT EXISTS webhook_delivery (
+    project          text        NOT NULL,
+    webhook_id       uuid        NOT NULL,
+    id               bigint      GENERATED ALWAYS AS IDENTITY,
+    event_id         text        NOT NULL,
+    event_type       text        NOT NULL,
+    body             text        NOT NULL,
+    state            text        NOT NULL DEFAULT 'pending'
+                                 CHECK (state IN ('pending', 'delivered', 'failed')),
+    attempts         integer     NOT NULL DEFAULT 0,
+    next_attempt_at  timestamptz DEFAULT clock_timestamp(),
+    claim            uuid,
+    last_status      integer,
+    last_error       text,
+    last_attempt_at  timestamptz,
+    delivered_at     timestamptz,
+    created_at       timestamptz NOT NULL DEFAULT clock_timestamp(),
+    PRIMARY KEY (project, webhook_id, id),
+    UNIQUE (project, webhook_id, event_id),
+    FOREIGN KEY (project, webhook_id) REFERENCES webhook (project, id) ON DELETE CASCADE
+);
+-- What a sender looks for: due deliveries of one webhook, oldest first, and its attempts in flight.
+CREATE INDEX IF NOT EXISTS webhook_delivery_due ON webhook_delivery (project, webhook_id, next_attempt_at)
+    WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS webhook_delivery_next ON webhook_delivery (next_attempt_at)
+    WHERE state = 'pending';
+
+-- A sender's claim in one round trip: lock the enabled webhooks with a due delivery (FOR NO KEY UPDATE
+-- SKIP LOCKED: delivery inserts, which take KEY SHARE, go on), then, in a second statement whose
+-- snapshot sees every claim committed before those locks were granted, claim up to each one's free
+-- slots, oldest due first. Locking first is what bounds the attempts in flight per webhook across
+-- workers. The claim's lease ends at the new next_attempt_at: a sender that dies mid-attempt leaves
+-- the delivery due again then.
+CREATE OR REPLACE FUNCTION webhook_claim(p_token uuid, p_per_webhook integer, p_webhooks integer,
+                                         p_lease_seconds float8)
+RETURNS TABLE (project text, webhook_id uuid, id bigint, event_id text, body text, attempts integer,
+               url text, secret bytea, previous_secret bytea, previous_signs boolean)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_projects text[];
+    v_ids uuid[];
+BEGIN
+    SELECT array_agg(w.project), array_agg(w.id) INTO v_projects, v_ids FROM (
+        SELECT w.project, w.id FROM webhook AS w
+        WHERE w.enabled
+          AND EXISTS (SELECT 1 FROM webhook_delivery AS d WHERE d.project = w.project
+                      AND d.webhook_id = w.id AND d.state = 'pending'
+                      AND d.next_attempt_at <= clock_timestamp())
+        LIMIT p_webhooks
+        FOR NO KEY UPDATE OF w SKIP LOCKED
+    ) AS w;
+    IF v_ids IS NULL THEN
+        RETURN;
+    END IF;
+    RETURN QUERY
+    WITH claimed AS (
+        UPDATE webhook_delivery AS d
+        SET claim = p_token, attempts = d.attempts + 1, last_attempt_at = clock_timestamp(),
+            next_attempt_at = clock_timestamp() + make_interval(secs => p_lease_seconds)
+        FROM (
+            SELECT picked.project, picked.webhook_id, picked.id
+            FROM unnest(v_projects, v_ids) AS h (project, webhook_id)
+            CROSS JOIN LATERAL (
+                SELECT x.project, x.webhook_id, x.id FROM webhook_delivery AS x
+                WHERE x.project = h.project AND x.webhook_id = h.webhook_id AND x.state = 'pending'
+                  AND x.next_attempt_at <= clock_timestamp()
+                ORDER BY x.next_attempt_at, x.id
+                LIMIT greatest(p_per_webhook - (
+                    SELECT count(*) FROM webhook_delivery AS f
+                    WHERE f.project = h.project AND f.webhook_id = h.webhook_id AND f.state = 'pending'
+                      AND f.claim IS NOT NULL AND f.next_attempt_at > clock_timestamp()), 0)
+            ) AS picked
+        ) AS chosen
+        WHERE d.project = chosen.project AND d.webhook_id = chosen.webhook_id AND d.id = chosen.id
+        RETURNING d.project, d.webhook_id, d.id, d.event_id, d.body, d.attempts
+    )
+    SELECT c.project, c.webhook_id, c.id, c.event_id, c.body, c.attempts, w.url, w.secret,
+           w.previous_secret, coalesce(w.previous_secret_until > clock_timestamp(), false)
+    FROM claimed AS c JOIN webhook AS w ON w.project = c.project AND w.id = c.webhook_id;
+END $$;
+
+-- The dispatcher's place in the global change log: one row, locked FOR UPDATE SKIP LOCKED by the one
+-- worker that dispatches at a time; `position` is the change log's own cursor, kept as its text form.
+CREATE TABLE IF NOT EXISTS webhook_dispatch (
+    singleton   boolean     PRIMARY KEY DEFAULT true CHECK (singleton),
+    position    text,
+    updated_at  timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+INSERT INTO webhook_dispatch (singleton) VALUES (true) ON CONFLICT DO NOTHING;
+
 -- === exact counters and cursors (issue 12) ===
 -- Every list's `_totalItems` from counters that move in the same transaction as every change, never
 -- from counting a list's rows (SPEC §8). All of them are kept by the statement-level triggers below,
@@ -741,4 +855,4 @@ BEGIN
     END IF;
 END $$;
 
-INSERT INTO schema_version (version) VALUES (8) ON CONFLICT (version) DO NOTHING;
+INSERT INTO schema_version (version) VALUES (12) ON CONFLICT (version) DO NOTHING;

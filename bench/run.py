@@ -18,7 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
-from bench import feed, load, seed, servers
+from bench import feed, load, seed, servers, webhooks
 from bench.load import Load, Result
 
 ROOT = servers.ROOT
@@ -425,6 +425,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[Row] = []
     refs: dict[str, Result] = {}
     feed_lag: dict[str, Any] = {}
+    webhook_lag: dict[str, Any] = {}
     files = paths.files
 
     def route(name: str, server: servers.Server, what: Load, reference: str = "bare PK", **kw: Any) -> None:
@@ -507,6 +508,15 @@ def main(argv: list[str] | None = None) -> int:
                 service.url, headers, lambda: bench.measure("feed: mixed load", service.url, mixed, headers)
             )
             log(f"  feed lag: {feed_lag}")
+        if bench.wanted("webhook"):
+            log("webhooks: commit-to-receiver lag of one webhook during the mixed load")
+            webhook_lag = webhooks.lag(
+                service.url,
+                {"Api-Key": webhook_key(url)},
+                headers,
+                lambda: bench.measure("webhook: mixed load", service.url, mixed, headers),
+            )
+            log(f"  webhook lag: {webhook_lag}")
         if bench.wanted("logcost"):
             log("change log: POST /relation with its triggers on and off, alternating")
             logged, unlogged = feed.log_cost(
@@ -601,6 +611,17 @@ def main(argv: list[str] | None = None) -> int:
     if contention:
         lines.append("")
         lines.extend(contention["summary"])
+    if webhook_lag:
+        lines.append("")
+        lines.append(
+            f"webhooks: {webhook_lag['deliveries']:,} deliveries to a receiver on 127.0.0.1 during the mixed "
+            f"load ({webhook_lag['load_rps']:.0f} req/s), {webhook_lag['duplicates']} repeated, signature "
+            f"{'verified' if webhook_lag['verified'] else 'not checked'}; commit-to-receiver lag p50 "
+            f"{webhook_lag['p50_ms']:.1f} ms, p99 {webhook_lag['p99_ms']:.1f} ms, "
+            f"max {webhook_lag['max_ms']:.1f} ms; single changes with the service idle: "
+            f"{webhook_lag['idle_deliveries']} deliveries, lag p50 {webhook_lag['idle_p50_ms']:.1f} ms, "
+            f"max {webhook_lag['idle_max_ms']:.1f} ms"
+        )
     lines.append("")
     lines.extend(targets(rows, refs, scale, small_scale, memory))
     if size_targets:
@@ -610,6 +631,9 @@ def main(argv: list[str] | None = None) -> int:
     if bench.wanted(BULK):
         lines.append("")
         lines.extend(bulk_phase(bench, url))
+    if webhook_lag:
+        value = webhook_lag["p50_ms"]
+        lines.append(f"  [{'met' if value <= 100 else 'NOT met'}] webhook lag p50 <= 100 ms: {value:.1f} ms")
     report = "\n".join(lines)
     print(report, flush=True)
     (bench.out / "table.txt").write_text(report + "\n")
@@ -621,6 +645,7 @@ def main(argv: list[str] | None = None) -> int:
                 "memory": memory,
                 "reliability": {k: v for k, v in reliability.items() if k != "summary"},
                 "feed": feed_lag,
+                "webhook": webhook_lag,
             },
             option=orjson.OPT_INDENT_2,
         )
@@ -634,6 +659,18 @@ def main(argv: list[str] | None = None) -> int:
         or bool(feed_lag.get("duplicates") or quiet_feed.get("duplicates") or quiet_feed.get("missing"))
     )
     return 1 if failed else 0
+
+
+def webhook_key(url: str) -> str:
+    """A key of the main project with `webhooks:write` (a database seeded earlier has keys without it)."""
+    from service.cli import with_db
+    from service.projects.service import create_key
+
+    async def make(db: Any) -> str:
+        return (await create_key(db, project=seed.MAIN_PROJECT, scopes=["webhooks:write"], name="bench")).key
+
+    key: str = asyncio.run(with_db(url, make))
+    return key
 
 
 def feed_targets(lag: dict[str, Any]) -> list[str]:

@@ -103,6 +103,9 @@ def service(database_url: str, log: Path, pool: int = 10) -> Server:
         "RELATIONS_LOG_LEVEL": "warning",
         # uvicorn --no-access-log, as for the bare handler (the JSON access log costs ~8 % of a request)
         "RELATIONS_ACCESS_LOG": "0",
+        # Webhooks on, as in production; the webhook benchmark's receiver listens on 127.0.0.1.
+        "RELATIONS_SECRET_KEY": "bench-secret-key-of-at-least-32-bytes",
+        "RELATIONS_WEBHOOK_ALLOW_PRIVATE": "true",
     }
     command = [
         sys.executable,

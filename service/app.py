@@ -42,6 +42,9 @@ from service.relation_types.routes import routes as relation_type_routes
 from service.relations.routes import routes as relation_routes
 from service.schema import DatabaseUnreachable, migrate, when_reachable
 from service.settings import Settings
+from service.webhooks.routes import routes as webhook_routes
+from service.webhooks.signing import SecretBox
+from service.webhooks.worker import Webhooks
 
 log = logging.getLogger("service")
 
@@ -85,6 +88,7 @@ def api_routes() -> list[BaseRoute]:
             *relation_type_routes,
             *child_list_routes,
             *bulk_routes,
+            *webhook_routes,
             *health.routes,
             *metrics.routes,
             *docs.routes(),
@@ -156,6 +160,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
     listener = Listener(db)
     rate_limits = RateLimits(db, default=settings.rate_limit, failures=settings.auth_failure_limit)
 
+    # A key too short is refused here, at start-up; no key at all only switches webhooks off (503).
+    box = SecretBox(settings.secret_key) if settings.secret_key else None
+    webhooks = Webhooks(settings, listener)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         assert settings.database_url
@@ -169,6 +177,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 prune_changes_forever(db, retention_seconds=settings.changes_retention_seconds)
             ),
         ]
+        await webhooks.start()
         if metrics.multiprocess_mode():
             chores.append(asyncio.create_task(metrics.keep_pool_current(db)))
         # Start-up objects (modules, routes, settings) never die: out of the collector's way, so its
@@ -178,6 +187,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         try:
             yield
         finally:
+            await webhooks.stop()
             for chore in chores:
                 chore.cancel()
             await asyncio.gather(*chores, return_exceptions=True)
@@ -206,5 +216,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.rate_limits = rate_limits
     app.state.changes_listener = listener
     app.state.after_write = listener.changed
+    app.state.secret_box = box
+    app.state.wake_senders = webhooks.wake_senders
     app.state.link_templates = route_templates(routes)
     return app

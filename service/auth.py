@@ -28,6 +28,7 @@ from service.settings import InvalidSetting, Settings
 READ = "relations:read"
 WRITE = "relations:write"
 TYPES_WRITE = "relation-types:write"
+WEBHOOKS_WRITE = "webhooks:write"
 
 MAX_CREDENTIAL_LENGTH = 8192
 MAX_SUBJECT_LENGTH = 256

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import os
+import secrets
 import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -81,6 +83,18 @@ def _stopped(signum: int, frame: FrameType | None) -> None:
     raise Stopped(signum)
 
 
+def dev_secret_key(settings: Settings) -> str:
+    """Embedded mode without RELATIONS_SECRET_KEY: the key sealing webhook secrets, made once into the
+    data folder (mode 0600, beside the dev key) and read from there on later starts."""
+    path = settings.data_dir / "secret-key"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode() + "\n")
+        print(f"Created the key that seals webhook secrets ({path}); keep it with the database.", flush=True)
+    return path.read_text().strip()
+
+
 def serve(args: argparse.Namespace, settings: Settings) -> int:
     embedded = not settings.database_url
     if not embedded:
@@ -119,6 +133,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     if embedded:
         write_dev_key(settings, url)
+        if not settings.secret_key:
+            # The workers read their settings from the environment.
+            os.environ["RELATIONS_SECRET_KEY"] = dev_secret_key(settings)
     host = args.host or settings.host
     port = settings.port if args.port is None else args.port
     certfile = args.ssl_certfile or settings.tls_cert

@@ -139,7 +139,8 @@ class Operation:
 
     `streams_body`: the handler reads `ctx.request.stream()` itself, with a limit of its own (a bulk
     import); the pipeline then neither reads the body nor honours `Idempotency-Key`, whose replay
-    needs the whole body to compare."""
+    needs the whole body to compare. `idempotency` False: the pipeline does not honour
+    `Idempotency-Key` either, because a replay would store the answer (one that carries a secret)."""
 
     method: str
     handler: Handler
@@ -148,3 +149,4 @@ class Operation:
     invalid_message: str = messages.RELATION_INVALID
     queue: Callable[[Context], Hashable] | None = None
     streams_body: bool = False
+    idempotency: bool = True

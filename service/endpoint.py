@@ -38,10 +38,12 @@ def operation(
     invalid_message: str = messages.RELATION_INVALID,
     queue: Callable[[Context], Hashable] | None = None,
     streams_body: bool = False,
+    idempotency: bool = True,
 ) -> Operation:
     """One method of a route; `scope` is what it needs, `queue` (edits only) what it waits in;
-    `streams_body` (see Operation) for a handler that reads a large body as a stream."""
-    return Operation(method, handler, name, scope, invalid_message, queue, streams_body)
+    `streams_body` (see Operation) for a handler that reads a large body as a stream; `idempotency`
+    False for a write whose answer must never be stored (it carries a secret)."""
+    return Operation(method, handler, name, scope, invalid_message, queue, streams_body, idempotency)
 
 
 class ApiRoute(Route):
@@ -105,8 +107,10 @@ def api_route(
     invalid_message: str = messages.RELATION_INVALID,
     queue: Callable[[Context], Hashable] | None = None,
     streams_body: bool = False,
+    idempotency: bool = True,
 ) -> ApiRoute:
-    """An authenticated API route for one method, requiring `scope`. Writes honour `Idempotency-Key`."""
+    """An authenticated API route for one method, requiring `scope`. Writes honour `Idempotency-Key`
+    unless `idempotency` is False (an answer that carries a secret must never be stored)."""
     op = operation(
         handler,
         method=method,
@@ -115,6 +119,7 @@ def api_route(
         invalid_message=invalid_message,
         queue=queue,
         streams_body=streams_body,
+        idempotency=idempotency,
     )
     return ApiRoute(path, [op])
 

@@ -215,3 +215,34 @@ def iso(moment: Any) -> str:
     asyncpg gives timestamptz in UTC; C's isoformat costs 1.3 µs where formatting by hand cost 2."""
     text: str = moment.isoformat()
     return text[:19] + "Z"
+
+
+def numbered(
+    request: Request,
+    links: Links,
+    *,
+    key: str,
+    items: Sequence[Mapping[str, Any]],
+    total: int,
+    paging: Paging,
+) -> dict[str, Any]:
+    """A HAL page of a list paged by number only (no cursor; webhooks' short lists): `next`/`prev`
+    are page links."""
+    total_pages = math.ceil(total / paging.page_size) if total else 0
+    hal_links: dict[str, Any] = {
+        "self": {"href": list_href(request, links, paging.page, None)},
+        key: [item["_links"]["self"] for item in items],
+        "page": {"href": links.base + request_path(request) + "{?page,pageSize}", "templated": True},
+    }
+    if paging.page < total_pages:
+        hal_links["next"] = {"href": list_href(request, links, paging.page + 1, None)}
+    if 1 < paging.page <= total_pages + 1:
+        hal_links["prev"] = {"href": list_href(request, links, paging.page - 1, None)}
+    return {
+        "_totalItems": total,
+        "_totalPages": total_pages,
+        "_page": paging.page,
+        "_pageSize": paging.page_size,
+        "_links": hal_links,
+        "_embedded": {key: list(items)},
+    }

@@ -139,6 +139,22 @@ JSON_API_PAGE_PARAMETER = (
 JSON_API_INVALID_PAGE_NUMBER = "Query parameter 'page[number]' must be an integer of at least 1."
 JSON_API_INVALID_PAGE_SIZE = "Query parameter 'page[size]' must be an integer from 1 to 1000."
 JSON_API_PARAMETER_UNSUPPORTED = "Query parameter '{name}' is not supported on a relationship's linkage."
+# --- Webhooks (SPEC §10, service/webhooks) ---
+WEBHOOK_INVALID = "Validation error occurred when trying to save or update the webhook."
+WEBHOOK_NOT_FOUND = "Webhook with id '{id}' could not be found."
+DELIVERY_NOT_FOUND = "Delivery with id '{id}' of webhook '{webhook}' could not be found."
+WEBHOOKS_NOT_CONFIGURED = (
+    "Webhooks are not configured on this server: it needs RELATIONS_SECRET_KEY to store their secrets."
+)
+WEBHOOK_URL_INVALID = "Must be an absolute https URL with a host (and no user name or password)."
+WEBHOOK_URL_HTTP = "Must be an absolute http or https URL with a host (and no user name or password)."
+WEBHOOK_URL_PRIVATE = "Must not point at a loopback, private or otherwise non-public address."
+WEBHOOK_EVENTS_SHAPE = "Must be a non-empty array of event types."
+WEBHOOK_EVENT_UNKNOWN = "Unknown event type; one of: {types}."
+WEBHOOK_ROTATE_SHAPE = "Must be true to issue a new secret."
+WEBHOOK_LIMIT = "A project may have at most {limit} webhooks."
+WEBHOOK_DISABLED = "Webhook '{id}' is disabled; enable it (PUT with \"enabled\": true) before retrying."
+DELIVERY_IN_FLIGHT = "Delivery {id} is being attempted right now; retry it once that attempt is over."
 
 # --- Bulk export and import (SPEC §11, service/bulk) ---
 IMPORT_MEDIA_TYPE = "Content-Type must be 'application/x-ndjson' (one JSON object per line)."

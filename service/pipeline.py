@@ -167,7 +167,8 @@ def steps_for(operation: Operation) -> list[Step]:
         steps.append(read_body)
         if operation.queue is not None:
             steps.append(wait_in_queue)
-        steps.append(idempotent)
+        if operation.idempotency:
+            steps.append(idempotent)
     return steps
 
 

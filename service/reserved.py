@@ -11,7 +11,10 @@ _WORDS: set[str] = set()
 
 
 def reserve(path: str) -> None:
-    """The literal segments of `path` after its first (`/relation/type/{alias}` → `type`)."""
+    """The literal segments of `path` after its first (`/relation/type/{alias}` → `type`); only paths
+    under `/relation/` share segments with an alias (`/webhook/{id}/deliveries` reserves nothing)."""
+    if not path.startswith("/relation/"):
+        return
     for segment in path.strip("/").split("/")[1:]:
         if segment and not segment.startswith("{"):
             _WORDS.add(segment.lower())

@@ -111,6 +111,17 @@ def _seconds(name: str, raw: str) -> float:
     return float(_duration(name, raw))
 
 
+def _fraction_seconds(name: str, raw: str) -> float:
+    """A positive number of seconds, fractions allowed (tests shorten the webhook timings)."""
+    try:
+        value = float(raw)
+    except ValueError:
+        raise InvalidSetting(f"{name}={raw!r} is not a number of seconds") from None
+    if not value > 0:
+        raise InvalidSetting(f"{name}={raw!r}: must be more than 0 seconds")
+    return value
+
+
 def setting(variable: str, default: Any, parse: Callable[[str, str], Any] = _text) -> Any:
     """A field read from `variable` (unset or blank: `default`)."""
     metadata = {"variable": variable, "parse": parse}
@@ -163,6 +174,15 @@ class Settings:
     # The change feed (SPEC §9): how long changes are kept, and the event stream's heartbeat.
     changes_retention_seconds: int = setting("RELATIONS_CHANGES_RETENTION", 7 * 86400, _duration)
     changes_heartbeat_seconds: float = setting("RELATIONS_CHANGES_HEARTBEAT", 15.0, _seconds)
+    # Webhooks (SPEC §10): the key that seals stored secrets, and the delivery's timings and bounds.
+    secret_key: str | None = setting("RELATIONS_SECRET_KEY", None)
+    webhook_allow_private: bool = setting("RELATIONS_WEBHOOK_ALLOW_PRIVATE", False, _bool)
+    webhook_delivery: bool = setting("RELATIONS_WEBHOOK_DELIVERY", True, _bool)
+    webhook_timeout_seconds: float = setting("RELATIONS_WEBHOOK_TIMEOUT_SECONDS", 10.0, _fraction_seconds)
+    webhook_backoff_seconds: float = setting("RELATIONS_WEBHOOK_BACKOFF_SECONDS", 5.0, _fraction_seconds)
+    webhook_max_attempts: int = setting("RELATIONS_WEBHOOK_MAX_ATTEMPTS", 11, _int(low=1))
+    webhook_concurrency: int = setting("RELATIONS_WEBHOOK_CONCURRENCY", 16, _int(low=1))
+    webhook_poll_seconds: float = setting("RELATIONS_WEBHOOK_POLL_SECONDS", 5.0, _fraction_seconds)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -24,6 +24,7 @@ from service.schema import connect, migrate
 from service.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
+TEST_SECRET_KEY = "test-secret-key-of-at-least-32-bytes!"
 
 
 def _server_url() -> str:
@@ -64,7 +65,15 @@ def database_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, key_cache_seconds=0)
+    # Webhooks: a key to seal their secrets, receivers on 127.0.0.1 allowed; no sender in the shared
+    # app (tests/webhooks start their own, with short timings).
+    return Settings(
+        database_url=database_url,
+        key_cache_seconds=0,
+        secret_key=TEST_SECRET_KEY,
+        webhook_allow_private=True,
+        webhook_delivery=False,
+    )
 
 
 @pytest.fixture(scope="session")

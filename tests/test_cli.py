@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 
 from service.db import Database
+from service.settings import Settings
 from tests.conftest import guid
 
 RELATIONS = Path(sys.executable).with_name("relations")
@@ -195,3 +196,14 @@ async def test_a_bad_setting_stops_every_command_naming_the_variable(database_ur
     _, err = await asyncio.wait_for(process.communicate(), timeout=60)
     assert process.returncode == 2
     assert "RELATIONS_RATE_LIMIT" in err.decode()
+
+
+def test_embedded_mode_makes_the_secret_key_once(tmp_path: Path) -> None:
+    from service.cli import dev_secret_key
+    from service.webhooks.signing import SecretBox
+
+    settings = Settings(data_dir=tmp_path)
+    key = dev_secret_key(settings)
+    assert (tmp_path / "secret-key").stat().st_mode & 0o777 == 0o600
+    assert dev_secret_key(settings) == key
+    SecretBox(key)  # long enough to seal secrets

@@ -60,7 +60,8 @@ def test_every_literal_word_of_a_route_is_reserved() -> None:
     """A literal segment under /relation that is a valid alias is not an alias: a type named so would
     be shadowed. Every route counts, also one not declared through api_route."""
     under_relation = [r for r in api_routes() if isinstance(r, Route) and r.path.startswith("/relation")]
-    assert [route.path for route in under_relation] == [route.path for route in ROUTES]
+    api_under_relation = [route.path for route in ROUTES if route.path.startswith("/relation")]
+    assert [route.path for route in under_relation] == api_under_relation
     for route in under_relation:
         for segment in route.path.strip("/").split("/")[1:]:
             if not segment.startswith("{") and ALIAS.match(segment):

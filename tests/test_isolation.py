@@ -7,6 +7,7 @@ in any answer to B."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,7 @@ from service.db import Database
 from service.endpoint import ApiRoute
 from tests.conftest import MakeProject, Project, error_of, guid
 from tests.test_auth import ROUTES, concrete_path, method_of
+from tests.webhooks.helpers import add_delivery
 
 SHARED_TYPE = "sharedType"
 A_ONLY_TYPE = "aOnlyType"
@@ -27,6 +29,11 @@ RELATIONS_OF_A = """
 SELECT id, type_alias, parent, child, position, comment, created_at
 FROM relation WHERE project = $1 ORDER BY id
 """
+WEBHOOKS_OF_A = """
+SELECT w.id, w.url, w.events, w.enabled, w.secret, w.updated_at, d.id AS delivery, d.state, d.next_attempt_at
+FROM webhook AS w LEFT JOIN webhook_delivery AS d ON d.project = w.project AND d.webhook_id = w.id
+WHERE w.project = $1 ORDER BY w.id, d.id
+"""
 TYPES_OF_A = """
 SELECT alias, type_id, name, parent_object_type, child_object_type, is_bidirectional, is_dependency,
        cardinality, is_builtin, created_at, updated_at
@@ -34,10 +41,11 @@ FROM relation_type WHERE project = $1 ORDER BY alias
 """
 
 
-async def snapshot(db: Database, project: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+async def snapshot(db: Database, project: str) -> tuple[list[dict[str, Any]], ...]:
     relations = [dict(row) for row in await db.fetch(RELATIONS_OF_A, project)]
     types = [dict(row) for row in await db.fetch(TYPES_OF_A, project)]
-    return relations, types
+    webhooks = [dict(row) for row in await db.fetch(WEBHOOKS_OF_A, project)]
+    return relations, types, webhooks
 
 
 @dataclass
@@ -50,6 +58,8 @@ class Pair:
     a_ids: list[int]
     b_ids: list[int]
     b_shared_id: int
+    a_webhook: str
+    a_delivery: int
 
 
 async def _type(client: httpx.AsyncClient, project: Project, alias: str) -> None:
@@ -88,7 +98,13 @@ async def pair(client: httpx.AsyncClient, make_project: MakeProject) -> Pair:
         await _relation(client, a, SHARED_TYPE, a_only, child),
         await _relation(client, a, A_ONLY_TYPE, parent, child),
     ]
-    return Pair(a, b, parent, child, a_only, ids[a.alias], ids[b.alias], shared_ids[b.alias])
+    hook = await client.post("/webhook", json={"url": "https://a.example.org/hook"}, headers=a.headers)
+    assert hook.status_code == 201, hook.text
+    a_webhook = hook.json()["id"]
+    delivery = await add_delivery(a.db, a.alias, uuid.UUID(a_webhook), event_id="a-event")
+    return Pair(
+        a, b, parent, child, a_only, ids[a.alias], ids[b.alias], shared_ids[b.alias], a_webhook, delivery
+    )
 
 
 def int_ids(value: Any) -> set[int]:
@@ -113,7 +129,9 @@ def int_ids(value: Any) -> set[int]:
 def aimed_at_a(route: ApiRoute, pair: Pair, alias: str) -> tuple[str, dict[str, Any], Any]:
     """Path, query and JSON body of B's request, aimed at A's identifiers."""
     entity = pair.child if "/child/" in route.path else pair.parent
-    path = concrete_path(route, {"id": str(pair.a_ids[0]), "guid": entity, "alias": alias})
+    own_id = pair.a_webhook if route.path.startswith("/webhook") else str(pair.a_ids[0])
+    values = {"id": own_id, "guid": entity, "alias": alias, "deliveryId": str(pair.a_delivery)}
+    path = concrete_path(route, values)
     query: dict[str, Any] = {}
     body: Any = None
     method = method_of(route)
@@ -129,6 +147,12 @@ def aimed_at_a(route: ApiRoute, pair: Pair, alias: str) -> tuple[str, dict[str, 
         body = {"alias": A_ONLY_TYPE, "name": "Hijacked"}
     elif route.name == "relation-types:update":
         body = {"name": "Hijacked"}
+    elif route.name == "webhooks:create":
+        body = {"url": "https://b.example.org/hook"}
+    elif route.name == "webhooks:update":
+        body = {"url": "https://b.example.org/hijacked", "enabled": False, "rotateSecret": True}
+    elif route.name == "webhooks:retry":
+        body = None
     elif method == "PATCH":
         body = {"connect": [guid(), pair.child], "disconnect": [pair.child]}
     elif method in ("PUT", "POST"):
@@ -187,9 +211,14 @@ async def test_project_b_cannot_reach_project_a(
             assert int_ids(answer) == set(pair.b_ids), "B's export is all of B and only B"
     assert await snapshot(db, pair.a.alias) == before
 
-    if "{id" in route.path:
+    if "{id" in route.path and route.path.startswith("/relation"):
         assert response.status_code == 404
         assert error_of(response)["message"] == messages.RELATION_NOT_FOUND.format(id=pair.a_ids[0])
+    if "{id}" in route.path and route.path.startswith("/webhook"):
+        assert response.status_code == 404
+        assert error_of(response)["message"] == messages.WEBHOOK_NOT_FOUND.format(id=pair.a_webhook)
+    if route.name == "webhooks:list":
+        assert response.status_code == 200 and response.json()["_totalItems"] == 0
     if "{alias" in route.path and alias == A_ONLY_TYPE:  # A's own type does not exist for B
         assert response.status_code == 404
         assert error_of(response)["message"] == messages.RELATION_TYPE_NOT_FOUND.format(alias=A_ONLY_TYPE)
@@ -210,7 +239,12 @@ async def test_project_b_cannot_reach_project_a(
             assert {item["_id"] for item in listed["_embedded"]["relations"]} == expected
             assert listed["_totalItems"] == len(expected)
     # B's own writes succeed (in B): the unchanged snapshot of A above is not for want of trying.
-    succeeds_in_b = {"relations:create": 201, "relation-types:create": 201, "relations:import": 200}
+    succeeds_in_b = {
+        "relations:create": 201,
+        "relation-types:create": 201,
+        "relations:import": 200,
+        "webhooks:create": 201,
+    }
     if alias == SHARED_TYPE:
         succeeds_in_b |= {
             "relation-types:update": 200,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +54,7 @@ class Listener:
         self._held_changed = asyncio.Event()
         self._connection: asyncpg.Connection | None = None
         self._lost = asyncio.Event()
+        self._observers: list[Callable[[], None]] = []
         self._unsent: set[str] = set()
         self._send = asyncio.Event()
         self._reading = asyncio.Lock()
@@ -60,6 +62,11 @@ class Listener:
     @property
     def listening(self) -> bool:
         return self._connection is not None
+
+    def observe(self, callback: Callable[[], None]) -> None:
+        """`callback()` at every notification, of any project, and after a reconnect: for a reader
+        of the whole log (the webhook dispatcher)."""
+        self._observers.append(callback)
 
     def ticket(self, project: str) -> int:
         """Take before reading the feed: a wait with it returns at once if a change of the project
@@ -134,10 +141,14 @@ class Listener:
         self._generation[project] += 1
         for waiter in self._waiters.get(project, ()):
             waiter.woken.set()
+        for callback in self._observers:
+            callback()
 
     def _wake_all(self) -> None:
         for project in list(self._generation):
             self._wake(project)
+        for callback in self._observers:
+            callback()
 
     async def run(self) -> None:
         """The worker's chore: keep the LISTEN connection, and poll the bound for held-back waiters."""

@@ -13,7 +13,7 @@ from service.rate_limits.policy import RatePolicy
 from service.relation_types import queries as type_queries
 
 PROJECT_ALIAS = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
-SCOPES = ("relations:read", "relations:write", "relation-types:write")
+SCOPES = ("relations:read", "relations:write", "relation-types:write", "webhooks:write")
 KEY_PREFIX = "rr_"
 # rr_<key id: 6 random bytes, hex>_<secret: 32 random bytes, url-safe base64>
 KEY_SHAPE = re.compile(r"rr_[0-9a-f]{12}_[A-Za-z0-9_-]{43}")
