@@ -6,7 +6,7 @@
 -- (Citus) and project-scoped reads routed to replicas. `api_key` is looked up before the project is
 -- known (the key names its project), so it is keyed by its own id: a small reference table.
 --
--- schema-version: 11
+-- schema-version: 12
 
 CREATE TABLE IF NOT EXISTS schema_version (
     version     integer     PRIMARY KEY,
@@ -101,48 +101,7 @@ CREATE TABLE IF NOT EXISTS child_list (
     PRIMARY KEY (project, parent, type_alias)
 );
 
--- Adds `delta` (per list) to the sizes and moves the versions, locking the rows in key order so two
--- statements touching several lists cannot deadlock on them.
-CREATE OR REPLACE FUNCTION child_list_count() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF TG_OP = 'INSERT' THEN
-        INSERT INTO child_list AS l (project, parent, type_alias, size, version)
-        SELECT project, parent, type_alias, count(*), 1 FROM new_rows
-        GROUP BY project, parent, type_alias ORDER BY project, parent, type_alias
-        ON CONFLICT (project, parent, type_alias)
-        DO UPDATE SET size = l.size + excluded.size, version = l.version + 1;
-    ELSIF TG_OP = 'DELETE' THEN
-        UPDATE child_list AS l SET size = l.size - d.removed, version = l.version + 1
-        FROM (SELECT project, parent, type_alias, count(*) AS removed FROM old_rows
-              GROUP BY project, parent, type_alias ORDER BY project, parent, type_alias) AS d
-        WHERE l.project = d.project AND l.parent = d.parent AND l.type_alias = d.type_alias;
-    ELSE
-        UPDATE child_list AS l SET version = l.version + 1
-        FROM (SELECT DISTINCT n.project, n.parent, n.type_alias FROM new_rows AS n
-              JOIN old_rows AS o ON o.project = n.project AND o.id = n.id
-              WHERE o.position <> n.position ORDER BY 1, 2, 3) AS c
-        WHERE l.project = c.project AND l.parent = c.parent AND l.type_alias = c.type_alias;
-    END IF;
-    RETURN NULL;
-END $$;
-
-DO $$
-BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'relation_counted_insert') THEN
-        -- Lists written before the counter existed: count them once, with writers held off.
-        LOCK TABLE relation IN SHARE MODE;
-        INSERT INTO child_list (project, parent, type_alias, size, version)
-        SELECT project, parent, type_alias, count(*), 1 FROM relation GROUP BY project, parent, type_alias
-        ON CONFLICT (project, parent, type_alias) DO NOTHING;
-        CREATE TRIGGER relation_counted_insert AFTER INSERT ON relation
-            REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION child_list_count();
-        CREATE TRIGGER relation_counted_delete AFTER DELETE ON relation
-            REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION child_list_count();
-        CREATE TRIGGER relation_counted_update AFTER UPDATE ON relation
-            REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-            FOR EACH STATEMENT EXECUTE FUNCTION child_list_count();
-    END IF;
-END $$;
+-- Kept, with the other counters, by the triggers of the counters block (issue 12) below.
 
 -- The lock that serialises every change of one ordered list (project, type, parent), and nothing else:
 -- transaction-scoped, so it is safe with pooled connections. Every writer of a list's order takes it.
@@ -182,8 +141,13 @@ BEGIN
     END IF;
     RETURN QUERY
         INSERT INTO relation AS r (project, type_alias, parent, child, position, comment)
-        SELECT p_project, p_alias, p_parent, p_child, coalesce(max(e.position), 0) + p_gap, p_comment
-        FROM relation AS e WHERE e.project = p_project AND e.parent = p_parent AND e.type_alias = p_alias
+        -- The end of the list as the index's last entry: `max(position)` may be planned as a read of
+        -- the whole list under the generic plan PL/pgSQL settles on (issue 12).
+        SELECT p_project, p_alias, p_parent, p_child,
+               coalesce((SELECT e.position FROM relation AS e
+                         WHERE e.project = p_project AND e.parent = p_parent AND e.type_alias = p_alias
+                         ORDER BY e.position DESC LIMIT 1), 0) + p_gap,
+               p_comment
         ON CONFLICT ON CONSTRAINT relation_unique_edge DO NOTHING
         RETURNING 'created', r.id, r.type_alias, r.parent, r.child, r.comment, r.created_at;
     IF NOT FOUND THEN
@@ -693,4 +657,202 @@ CREATE TABLE IF NOT EXISTS webhook_dispatch (
 );
 INSERT INTO webhook_dispatch (singleton) VALUES (true) ON CONFLICT DO NOTHING;
 
-INSERT INTO schema_version (version) VALUES (11) ON CONFLICT (version) DO NOTHING;
+-- === exact counters and cursors (issue 12) ===
+-- Every list's `_totalItems` from counters that move in the same transaction as every change, never
+-- from counting a list's rows (SPEC §8). All of them are kept by the statement-level triggers below,
+-- with transition tables and grouped, so every writer keeps them right: single creates, deletes by id,
+-- parent, child or type, list edits and bulk imports of a million rows in one statement.
+--   per (parent, type) and per parent: child_list (above), summed over the parent's types;
+--   per type:                          type_count, summed over its slots;
+--   per (child, type), per child, dependency-only and the child side of related: child_count,
+--                                      summed over the child's types joined with the types' current
+--                                      flags, so PUT /relation/type changing is_dependency or
+--                                      is_bidirectional needs no recount;
+--   relation types of a project:       relation_type_count.
+--
+-- type_count is split into 8 slots, picked by the writing backend's pid: one row per type would be
+-- updated by every insert of that type and hold all of them in a queue until each commits. A reader
+-- sums at most 8 rows. child_list and child_count are per list and per child: concurrent writers of
+-- one list are serialised by the list's lock anyway, and a child is rarely written by many at once.
+CREATE TABLE IF NOT EXISTS type_count (
+    project     text     NOT NULL,
+    type_alias  text     NOT NULL,
+    slot        smallint NOT NULL,
+    size        bigint   NOT NULL,
+    PRIMARY KEY (project, type_alias, slot)
+);
+
+-- `loops`: relations whose parent is their own child, so /relation/related counts a bidirectional
+-- self-relation once (it is on the parent side already).
+CREATE TABLE IF NOT EXISTS child_count (
+    project     text    NOT NULL,
+    child       uuid    NOT NULL,
+    type_alias  text    NOT NULL,
+    size        bigint  NOT NULL,
+    loops       bigint  NOT NULL,
+    PRIMARY KEY (project, child, type_alias)
+);
+
+CREATE TABLE IF NOT EXISTS relation_type_count (
+    project     text    PRIMARY KEY,
+    size        bigint  NOT NULL
+);
+
+-- The key that signs list cursors: made once, here, and read by every worker at start-up, so a cursor
+-- from one worker (or machine) is good at every other.
+CREATE TABLE IF NOT EXISTS cursor_key (
+    singleton   boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    key         bytea   NOT NULL
+);
+INSERT INTO cursor_key (key) SELECT uuid_send(gen_random_uuid()) || uuid_send(gen_random_uuid())
+ON CONFLICT (singleton) DO NOTHING;
+
+-- Each counter's rows are locked in key order (grouped and sorted), so two statements touching
+-- several lists, types or children cannot deadlock on them. Rows of the relation's keys
+-- (parent, child, type) are never changed by the service; an UPDATE that does change them moves the
+-- row out of its old counters and into its new ones.
+CREATE OR REPLACE FUNCTION relation_counters() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO child_list AS l (project, parent, type_alias, size, version)
+        SELECT project, parent, type_alias, count(*), 1 FROM new_rows
+        GROUP BY project, parent, type_alias ORDER BY project, parent, type_alias
+        ON CONFLICT (project, parent, type_alias)
+        DO UPDATE SET size = l.size + excluded.size, version = l.version + 1;
+        INSERT INTO type_count AS c (project, type_alias, slot, size)
+        SELECT project, type_alias, pg_backend_pid() % 8, count(*) FROM new_rows
+        GROUP BY project, type_alias ORDER BY project, type_alias
+        ON CONFLICT (project, type_alias, slot) DO UPDATE SET size = c.size + excluded.size;
+        INSERT INTO child_count AS c (project, child, type_alias, size, loops)
+        SELECT project, child, type_alias, count(*), count(*) FILTER (WHERE parent = child) FROM new_rows
+        GROUP BY project, child, type_alias ORDER BY project, child, type_alias
+        ON CONFLICT (project, child, type_alias)
+        DO UPDATE SET size = c.size + excluded.size, loops = c.loops + excluded.loops;
+    ELSIF TG_OP = 'DELETE' THEN
+        UPDATE child_list AS l SET size = l.size - d.removed, version = l.version + 1
+        FROM (SELECT project, parent, type_alias, count(*) AS removed FROM old_rows
+              GROUP BY project, parent, type_alias ORDER BY project, parent, type_alias) AS d
+        WHERE l.project = d.project AND l.parent = d.parent AND l.type_alias = d.type_alias;
+        INSERT INTO type_count AS c (project, type_alias, slot, size)
+        SELECT project, type_alias, pg_backend_pid() % 8, -count(*) FROM old_rows
+        GROUP BY project, type_alias ORDER BY project, type_alias
+        ON CONFLICT (project, type_alias, slot) DO UPDATE SET size = c.size + excluded.size;
+        UPDATE child_count AS c SET size = c.size - d.removed, loops = c.loops - d.loops
+        FROM (SELECT project, child, type_alias, count(*) AS removed,
+                     count(*) FILTER (WHERE parent = child) AS loops FROM old_rows
+              GROUP BY project, child, type_alias ORDER BY project, child, type_alias) AS d
+        WHERE c.project = d.project AND c.child = d.child AND c.type_alias = d.type_alias;
+    ELSE
+        UPDATE child_list AS l SET version = l.version + 1
+        FROM (SELECT DISTINCT n.project, n.parent, n.type_alias FROM new_rows AS n
+              JOIN old_rows AS o ON o.project = n.project AND o.id = n.id
+              WHERE o.position <> n.position
+                 OR (o.parent, o.type_alias, o.child) <> (n.parent, n.type_alias, n.child)
+              ORDER BY 1, 2, 3) AS c
+        WHERE l.project = c.project AND l.parent = c.parent AND l.type_alias = c.type_alias;
+        IF EXISTS (SELECT FROM new_rows AS n JOIN old_rows AS o ON o.project = n.project AND o.id = n.id
+                   WHERE (o.parent, o.type_alias, o.child) <> (n.parent, n.type_alias, n.child)) THEN
+            -- A change of a relation's keys (no writer of the service makes one): each row leaves
+            -- its old counters and joins its new ones.
+            WITH delta AS (SELECT o.project, o.parent, o.child, o.type_alias, -1 AS delta FROM old_rows AS o
+                  JOIN new_rows AS n ON n.project = o.project AND n.id = o.id
+                  WHERE (o.parent, o.type_alias, o.child) <> (n.parent, n.type_alias, n.child)
+                  UNION ALL
+                  SELECT n.project, n.parent, n.child, n.type_alias, 1 FROM old_rows AS o
+                  JOIN new_rows AS n ON n.project = o.project AND n.id = o.id
+                  WHERE (o.parent, o.type_alias, o.child) <> (n.parent, n.type_alias, n.child))
+            INSERT INTO child_list AS l (project, parent, type_alias, size, version)
+            SELECT project, parent, type_alias, sum(delta), 1 FROM delta
+            GROUP BY project, parent, type_alias ORDER BY project, parent, type_alias
+            ON CONFLICT (project, parent, type_alias) DO UPDATE SET size = l.size + excluded.size;
+            WITH delta AS (SELECT o.project, o.parent, o.child, o.type_alias, -1 AS delta FROM old_rows AS o
+                  JOIN new_rows AS n ON n.project = o.project AND n.id = o.id
+                  WHERE (o.parent, o.type_alias, o.child) <> (n.parent, n.type_alias, n.child)
+                  UNION ALL
+                  SELECT n.project, n.parent, n.child, n.type_alias, 1 FROM old_rows AS o
+                  JOIN new_rows AS n ON n.project = o.project AND n.id = o.id
+                  WHERE (o.parent, o.type_alias, o.child) <> (n.parent, n.type_alias, n.child))
+            INSERT INTO type_count AS c (project, type_alias, slot, size)
+            SELECT project, type_alias, pg_backend_pid() % 8, sum(delta) FROM delta
+            GROUP BY project, type_alias ORDER BY project, type_alias
+            ON CONFLICT (project, type_alias, slot) DO UPDATE SET size = c.size + excluded.size;
+            WITH delta AS (SELECT o.project, o.parent, o.child, o.type_alias, -1 AS delta FROM old_rows AS o
+                  JOIN new_rows AS n ON n.project = o.project AND n.id = o.id
+                  WHERE (o.parent, o.type_alias, o.child) <> (n.parent, n.type_alias, n.child)
+                  UNION ALL
+                  SELECT n.project, n.parent, n.child, n.type_alias, 1 FROM old_rows AS o
+                  JOIN new_rows AS n ON n.project = o.project AND n.id = o.id
+                  WHERE (o.parent, o.type_alias, o.child) <> (n.parent, n.type_alias, n.child))
+            INSERT INTO child_count AS c (project, child, type_alias, size, loops)
+            SELECT project, child, type_alias, sum(delta),
+                   coalesce(sum(delta) FILTER (WHERE parent = child), 0)
+            FROM delta GROUP BY project, child, type_alias ORDER BY project, child, type_alias
+            ON CONFLICT (project, child, type_alias)
+            DO UPDATE SET size = c.size + excluded.size, loops = c.loops + excluded.loops;
+        END IF;
+    END IF;
+    RETURN NULL;
+END $$;
+
+-- TRUNCATE empties every counter of the table (a list's row stays, with a new version).
+CREATE OR REPLACE FUNCTION relation_counters_truncate() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE child_list SET size = 0, version = version + 1 WHERE size <> 0;
+    DELETE FROM type_count;
+    DELETE FROM child_count;
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE FUNCTION relation_type_counters() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO relation_type_count AS c (project, size)
+        SELECT project, count(*) FROM new_rows GROUP BY project ORDER BY project
+        ON CONFLICT (project) DO UPDATE SET size = c.size + excluded.size;
+    ELSE
+        UPDATE relation_type_count AS c SET size = c.size - d.removed
+        FROM (SELECT project, count(*) AS removed FROM old_rows GROUP BY project ORDER BY project) AS d
+        WHERE c.project = d.project;
+    END IF;
+    RETURN NULL;
+END $$;
+
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'relation_counters_insert') THEN
+        -- Rows written before these counters existed: count them once, with writers held off.
+        LOCK TABLE relation, relation_type IN SHARE MODE;
+        DROP TRIGGER IF EXISTS relation_counted_insert ON relation;
+        DROP TRIGGER IF EXISTS relation_counted_delete ON relation;
+        DROP TRIGGER IF EXISTS relation_counted_update ON relation;
+        DROP FUNCTION IF EXISTS child_list_count();
+        INSERT INTO child_list (project, parent, type_alias, size, version)
+        SELECT project, parent, type_alias, count(*), 1 FROM relation GROUP BY project, parent, type_alias
+        ON CONFLICT (project, parent, type_alias) DO NOTHING;
+        DELETE FROM type_count;
+        INSERT INTO type_count (project, type_alias, slot, size)
+        SELECT project, type_alias, 0, count(*) FROM relation GROUP BY project, type_alias;
+        DELETE FROM child_count;
+        INSERT INTO child_count (project, child, type_alias, size, loops)
+        SELECT project, child, type_alias, count(*), count(*) FILTER (WHERE parent = child)
+        FROM relation GROUP BY project, child, type_alias;
+        DELETE FROM relation_type_count;
+        INSERT INTO relation_type_count (project, size)
+        SELECT project, count(*) FROM relation_type GROUP BY project;
+        CREATE TRIGGER relation_counters_insert AFTER INSERT ON relation
+            REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION relation_counters();
+        CREATE TRIGGER relation_counters_delete AFTER DELETE ON relation
+            REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION relation_counters();
+        CREATE TRIGGER relation_counters_update AFTER UPDATE ON relation
+            REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION relation_counters();
+        CREATE TRIGGER relation_counters_truncate AFTER TRUNCATE ON relation
+            FOR EACH STATEMENT EXECUTE FUNCTION relation_counters_truncate();
+        CREATE TRIGGER relation_type_counters_insert AFTER INSERT ON relation_type
+            REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION relation_type_counters();
+        CREATE TRIGGER relation_type_counters_delete AFTER DELETE ON relation_type
+            REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION relation_type_counters();
+    END IF;
+END $$;
+
+INSERT INTO schema_version (version) VALUES (12) ON CONFLICT (version) DO NOTHING;

@@ -371,6 +371,38 @@ def pgbouncer_rows(
     return rows
 
 
+def lists_url() -> str:
+    """The size section's database: BENCH_DATABASE_URL's sibling `<name>_lists`, else embedded."""
+    url = os.environ.get("BENCH_DATABASE_URL")
+    if not url:
+        from service import embedded
+
+        return embedded.start(ROOT / ".data" / "bench", database="relations_bench_lists")
+    parts = urlsplit(url)
+    name = parts.path.strip("/") + "_lists"
+    asyncio.run(_create_database(url, name))
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+def lists_section(args: argparse.Namespace, bench: Bench) -> tuple[list[str], list[str]]:
+    """The size table (issue 12) and its targets; the chart goes to the results folder."""
+    from bench import lists
+
+    (bench.out / "logs").mkdir(exist_ok=True)
+    table, met, measured = lists.run(
+        lists_url(), bench.out, force=args.reseed, seconds=max(args.duration / 10, 1), rounds=ROUNDS,
+        tool=args.tool, log=log,
+    )  # fmt: skip
+    bench.results.extend(measured.results)
+    lines = [
+        "",
+        f"p50 at 1 connection (best of {ROUNDS}), lists of {', '.join(f'{n:,}' for n in lists.SIZES)}",
+        *table,
+    ]
+    lines.append(f"chart: {bench.out / 'lists.svg'}")
+    return lines, met
+
+
 BULK = "bulk"
 
 
@@ -389,6 +421,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     bench = Bench(args)
     started = time.monotonic()
+    if bench.only == {"lists"}:
+        lines, met = lists_section(args, bench)
+        report = "\n".join([*lines, "", "targets (issue 12):", *met])
+        print(report, flush=True)
+        (bench.out / "table.txt").write_text(report + "\n")
+        return 1 if any(r.errors for r in bench.results) else 0
     if bench.only == {BULK}:  # runs alone: it needs none of the seeded data
         url, _ = database_urls(args.relations, 0)
         report = "\n".join(bulk_phase(bench, url))
@@ -543,6 +581,7 @@ def main(argv: list[str] | None = None) -> int:
                     lists=has_lists,
                     log=log,
                 )
+    size_lines, size_targets = lists_section(args, bench) if bench.wanted("lists") else ([], [])
     table = fmt_table(rows, refs)
     lines = [
         f"# {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, nproc {os.cpu_count()}, "
@@ -569,6 +608,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"  {'connect 1, into 10,000 / 10':<30} {big:>7.2f} ms {small_p50:>7.2f} ms"
                 f"  {big / small_p50:.2f}"
             )
+    lines.extend(size_lines)
     if memory:
         lines.append("")
         lines.append(
@@ -612,6 +652,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     lines.append("")
     lines.extend(targets(rows, refs, scale, small_scale, memory))
+    if size_targets:
+        lines.extend(["targets (issue 12):", *size_targets])
     if feed_lag:
         lines.extend(feed_targets(feed_lag))
     if bench.wanted(BULK):

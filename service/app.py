@@ -17,7 +17,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp
 
-from service import docs, health, messages, metrics
+from service import cursors, docs, health, messages, metrics
 from service.auth import Authenticator
 from service.bulk.routes import routes as bulk_routes
 from service.changes.listener import NOTIFY_AFTER_COMMIT, Listener
@@ -174,6 +174,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         assert settings.database_url
         await start_database(settings.database_url, db, wait_seconds=settings.startup_wait_seconds)
+        app.state.cursors = await cursors.load(db)
         chores = [
             asyncio.create_task(prune_forever(db, hours=settings.idempotency_hours)),
             asyncio.create_task(rate_limits.prune_forever()),

@@ -4,7 +4,7 @@ once — and read by the handler."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -15,9 +15,10 @@ from starlette.responses import Response
 from service import messages
 from service.auth import Principal
 from service.bodies import parse_json
-from service.db import Database, Reading
+from service.cursors import Cursors, ListKey, PageStart, Slice
+from service.db import Database, Reading, Record
 from service.errors import BadRequest
-from service.hal import HalResponse, Links, Paging, links_for
+from service.hal import Edges, HalResponse, Links, Paging, link_header, links_for, paged
 
 _UNPARSED = object()
 
@@ -63,6 +64,62 @@ class Context:
     def hal(self, content: Any, status: int = 200, headers: dict[str, str] | None = None) -> HalResponse:
         return HalResponse(content, status_code=status, headers=headers)
 
+    def window(
+        self,
+        name: str,
+        start: ListKey,
+        *filters: object,
+        first_page: bool = False,
+        paging: Paging | None = None,
+    ) -> PageStart:
+        """Where this request's page of the list `name` (with `filters`) starts. `start` is a key
+        before the list's first item; a cursor is read against this list, page size and project.
+        `first_page`: the list's first page, whatever the query asks (an edit's answer); `paging`: the
+        page and size as the route read them (else `?page=`, `?pageSize=`)."""
+        paging = paging or self.paging()
+        if first_page:
+            paging = Paging(1, paging.page_size)
+        scope = "\n".join(
+            (self.project, name, self.request.scope["path"], repr(filters), str(paging.page_size))
+        )
+        cursors: Cursors = self.request.app.state.cursors
+        return PageStart.of(
+            page=paging.page,
+            page_size=paging.page_size,
+            cursor=paging.cursor,
+            cursors=cursors,
+            scope=scope,
+            start=start,
+        )
+
+    def paged(
+        self, *, key: str, items: Sequence[Mapping[str, Any]], window: PageStart, page: Slice, key_of: KeyOf
+    ) -> dict[str, Any]:
+        """The HAL body of one page of a list, with cursor links after and before it."""
+        edges = None
+        if page.rows:
+            cursors: Cursors = self.request.app.state.cursors
+            edges = Edges(key_of(page.rows[0]), key_of(page.rows[-1]), page.more, cursors)
+        return paged(
+            self.request, self.links, key=key, items=items, total=page.total, window=window, edges=edges
+        )
+
+    def page(
+        self,
+        *,
+        key: str,
+        items: Sequence[Mapping[str, Any]],
+        window: PageStart,
+        page: Slice,
+        key_of: KeyOf,
+        headers: dict[str, str] | None = None,
+    ) -> HalResponse:
+        """`paged` as a response, its links also in a `Link` header."""
+        body = self.paged(key=key, items=items, window=window, page=page, key_of=key_of)
+        return self.hal(
+            body, headers={**(headers or {}), "Link": link_header(self.request, self.links, body)}
+        )
+
     def json(self, *, allow: tuple[str, ...] = ()) -> Any:
         """The body as JSON, parsed once (`allow`: media types accepted besides the JSON ones)."""
         if self._json is _UNPARSED:
@@ -77,6 +134,8 @@ class Context:
 
 
 Handler = Callable[[Context], Awaitable[Response]]
+# The key of a list's row in the list's order (what a cursor continues after).
+KeyOf = Callable[[Record], ListKey]
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from service import messages
+from service.cursors import Cursors, ListKey, PageStart, Position
 from service.errors import BadRequest
 
 HAL_JSON = "application/hal+json"
@@ -92,8 +93,11 @@ def links_for(request: Request) -> Links:
 
 @dataclass(frozen=True)
 class Paging:
+    """`?page=`, `?pageSize=` and `?cursor=` as given (a cursor is read against its list later)."""
+
     page: int
     page_size: int
+    cursor: str | None = None
 
     @property
     def offset(self) -> int:
@@ -107,6 +111,7 @@ class Paging:
             page_size=_positive_int(
                 query.get("pageSize"), DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, messages.INVALID_PAGE_SIZE
             ),
+            cursor=query.get("cursor"),  # an empty one is malformed (400), not absent
         )
 
 
@@ -122,6 +127,17 @@ def _positive_int(raw: str | None, default: int, limit: int | None, message: str
     return value
 
 
+@dataclass(frozen=True)
+class Edges:
+    """What the links of a page need beyond its items: the keys of its first and last item, whether
+    more items lie beyond it in the direction it was read, and the cursors to write them into."""
+
+    first: ListKey
+    last: ListKey
+    more: bool
+    cursors: Cursors
+
+
 def paged(
     request: Request,
     links: Links,
@@ -129,39 +145,62 @@ def paged(
     key: str,
     items: Sequence[Mapping[str, Any]],
     total: int,
-    paging: Paging,
+    window: PageStart,
+    edges: Edges | None,
 ) -> dict[str, Any]:
     """A HAL page: the four paging fields, self/page/next/prev links, a link per item under `key`
-    (always an array) and the items under `_embedded[key]` (its only key)."""
-    total_pages = math.ceil(total / paging.page_size) if total else 0
-    path = links.base + request_path(request)
-    # `page[number]` too: the child lists also read JSON:API's spelling (service/jsonapi.py).
-    query = [
-        (name, value)
-        for name, value in request.query_params.multi_items()
-        if name not in ("page", "page[number]")
-    ]
-
-    def page_href(page: int) -> str:
-        return f"{path}?{urlencode([('page', str(page)), *query])}"
-
+    (always an array) and the items under `_embedded[key]` (its only key). `next` and `prev` are
+    cursor links right after the page's last item and before its first (`edges`, None for an empty
+    page); an empty page of `?page=` past the end keeps a `prev` page link."""
+    total_pages = math.ceil(total / window.page_size) if total else 0
+    page = window.page
+    if edges and not window.forward and not edges.more:
+        page = 1  # read back to the list's start
     hal_links: dict[str, Any] = {
-        "self": {"href": page_href(paging.page)},
+        "self": {"href": list_href(request, links, window.page, window.cursor)},
         key: [item["_links"]["self"] for item in items],
-        "page": {"href": path + "{?page,pageSize}", "templated": True},
+        "page": {"href": links.base + request_path(request) + "{?page,pageSize}", "templated": True},
     }
-    if paging.page < total_pages:
-        hal_links["next"] = {"href": page_href(paging.page + 1)}
-    if 1 < paging.page <= total_pages + 1:
-        hal_links["prev"] = {"href": page_href(paging.page - 1)}
+    if edges is not None:
+        if edges.more or not window.forward:
+            after = Position(True, page + 1, edges.last)
+            hal_links["next"] = {
+                "href": list_href(request, links, 0, edges.cursors.make(window.scope, after))
+            }
+        if (window.cursor is not None or window.offset) if window.forward else edges.more:
+            before = Position(False, max(page - 1, 1), edges.first)
+            hal_links["prev"] = {
+                "href": list_href(request, links, 0, edges.cursors.make(window.scope, before))
+            }
+    elif window.cursor is None and 1 < page <= total_pages + 1:
+        hal_links["prev"] = {"href": list_href(request, links, page - 1, None)}
     return {
         "_totalItems": total,
         "_totalPages": total_pages,
-        "_page": paging.page,
-        "_pageSize": paging.page_size,
+        "_page": page,
+        "_pageSize": window.page_size,
         "_links": hal_links,
         "_embedded": {key: list(items)},
     }
+
+
+def list_href(request: Request, links: Links, page: int, cursor: str | None) -> str:
+    """The list's href at `cursor`, else at `page`, keeping the request's other query parameters."""
+    query = [(name, value) for name, value in request.query_params.multi_items() if name not in PAGING]
+    first = ("cursor", cursor) if cursor is not None else ("page", str(page))
+    return f"{links.base}{request_path(request)}?{urlencode([first, *query])}"
+
+
+# `page[number]` too: the child lists also read JSON:API's spelling (service/jsonapi.py).
+PAGING = frozenset({"page", "cursor", "page[number]"})
+
+
+def link_header(request: Request, links: Links, body: Mapping[str, Any]) -> str:
+    """The page's paging links as RFC 8288 says (`next`, `prev`, `first`)."""
+    found = body["_links"]
+    parts = [f'<{found[rel]["href"]}>; rel="{rel}"' for rel in ("next", "prev") if rel in found]
+    parts.append(f'<{list_href(request, links, 1, None)}>; rel="first"')
+    return ", ".join(parts)
 
 
 def request_path(request: Request) -> str:
@@ -176,3 +215,34 @@ def iso(moment: Any) -> str:
     asyncpg gives timestamptz in UTC; C's isoformat costs 1.3 µs where formatting by hand cost 2."""
     text: str = moment.isoformat()
     return text[:19] + "Z"
+
+
+def numbered(
+    request: Request,
+    links: Links,
+    *,
+    key: str,
+    items: Sequence[Mapping[str, Any]],
+    total: int,
+    paging: Paging,
+) -> dict[str, Any]:
+    """A HAL page of a list paged by number only (no cursor; webhooks' short lists): `next`/`prev`
+    are page links."""
+    total_pages = math.ceil(total / paging.page_size) if total else 0
+    hal_links: dict[str, Any] = {
+        "self": {"href": list_href(request, links, paging.page, None)},
+        key: [item["_links"]["self"] for item in items],
+        "page": {"href": links.base + request_path(request) + "{?page,pageSize}", "templated": True},
+    }
+    if paging.page < total_pages:
+        hal_links["next"] = {"href": list_href(request, links, paging.page + 1, None)}
+    if 1 < paging.page <= total_pages + 1:
+        hal_links["prev"] = {"href": list_href(request, links, paging.page - 1, None)}
+    return {
+        "_totalItems": total,
+        "_totalPages": total_pages,
+        "_page": paging.page,
+        "_pageSize": paging.page_size,
+        "_links": hal_links,
+        "_embedded": {key: list(items)},
+    }

@@ -22,6 +22,11 @@ UNSUPPORTED_MEDIA_TYPE = "Content-Type '{media_type}' is not supported here."
 INVALID_VERSION = "Api-Version '{version}' is not supported; use 2."
 INVALID_PAGE = "Query parameter 'page' must be an integer of at least 1."
 INVALID_PAGE_SIZE = "Query parameter 'pageSize' must be an integer from 1 to 1000."
+CURSOR_MALFORMED = "Query parameter 'cursor' is malformed: pass the cursor of a next or prev link unchanged."
+CURSOR_FOREIGN = (
+    "Query parameter 'cursor' does not belong here: it was changed, or made for another list, "
+    "page size or project."
+)
 INVALID_GUID = "'{value}' is not a valid GUID."
 INVALID_BOOLEAN = "Query parameter '{name}' must be 'true' or 'false'."
 TOO_MANY_IDS = "At most {limit} ids may be given."

@@ -109,8 +109,14 @@ async def test_paging_links(client: httpx.AsyncClient, project: Project) -> None
         2,
     )
     assert len(middle["_embedded"]["relations"]) == 2
-    assert middle["_links"]["next"]["href"] == f"http://testserver{url}?page=3&pageSize=2"
-    assert middle["_links"]["prev"]["href"] == f"http://testserver{url}?page=1&pageSize=2"
+    # next and prev are cursor links that keep the other query parameters and lead to pages 3 and 1
+    for rel, page, ids in (("next", 3, [5]), ("prev", 1, [1, 2])):
+        href = middle["_links"][rel]["href"]
+        assert href.startswith(f"http://testserver{url}?cursor=") and href.endswith("&pageSize=2")
+        followed = (await client.get(href, headers=project.headers)).json()
+        assert followed["_page"] == page and followed["_totalItems"] == 5
+        first_id = middle["_embedded"]["relations"][0]["_id"]
+        assert [item["_id"] - first_id + 3 for item in followed["_embedded"]["relations"]] == ids
     last = (await client.get(f"{url}?page=3&pageSize=2", headers=project.headers)).json()
     assert len(last["_embedded"]["relations"]) == 1 and "next" not in last["_links"]
     past = (await client.get(f"{url}?page=9&pageSize=2", headers=project.headers)).json()

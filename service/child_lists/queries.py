@@ -13,6 +13,7 @@ import asyncpg
 
 from service import messages
 from service.child_lists.planner import SAFE_POSITION, Key, Plan, Row, Window
+from service.cursors import MIN_POSITION, PageStart, Slice, fetch, statements
 from service.db import Database, Record
 from service.errors import Conflict
 from service.relations.queries import COLUMNS, LOCK_LIST, POSITION_GAP
@@ -31,11 +32,16 @@ WHERE t.project = $1 AND t.alias = $2 FOR KEY SHARE OF t"""
 STATS = f"""
 SELECT coalesce(max(size), 0) AS total, coalesce(max(version), 0) AS tag
 FROM child_list WHERE {LIST}"""
-PAGE = f"""
-WITH stats AS ({STATS})
-SELECT stats.total, stats.tag, page.* FROM stats LEFT JOIN LATERAL (
-    SELECT {COLUMNS} FROM relation WHERE {LIST} ORDER BY position, id LIMIT $4 OFFSET $5
-) page ON true"""
+# Before every item of a list ordered by (position, id): where its first page starts.
+START = (MIN_POSITION, 0)
+# A page by position (relation_by_parent), after or before the key ($4, $5), with the size and version.
+PAGE = statements(
+    total=STATS,
+    select=f"{COLUMNS}, position FROM relation",
+    where=LIST,
+    order=("position", "id"),
+    key_at=4,
+)
 WHOLE = f"SELECT id, child, position FROM relation WHERE {LIST} ORDER BY position, id"
 
 # The most common edit, a new child at the start ($7 true) or the end, in one round trip: the row goes
@@ -48,7 +54,11 @@ INSERT_AT_END = f"""
 WITH stats AS (
     SELECT counted.total, counted.tag, ends.first, ends.last
     FROM ({STATS}) AS counted,
-         (SELECT min(position) AS first, max(position) AS last FROM relation WHERE {LIST}) AS ends
+         -- The list's ends as the index's first and last entries: `min`/`max(position)` may be
+         -- planned as a read of the whole list under a generic plan.
+         (SELECT (SELECT position FROM relation WHERE {LIST} ORDER BY position, id LIMIT 1) AS first,
+                 (SELECT position FROM relation WHERE {LIST} ORDER BY position DESC, id DESC LIMIT 1)
+                     AS last) AS ends
 ), added AS (
     INSERT INTO relation (project, type_alias, parent, child, position, comment)
     SELECT $1, $3, $2, $6, CASE WHEN $7 THEN coalesce(first - {POSITION_GAP}, {POSITION_GAP})
@@ -63,11 +73,14 @@ SELECT stats.total + counted.inserted AS total,
        stats.tag + sign(counted.inserted)::bigint AS tag, counted.inserted,
        coalesce(first, 0) > -{SAFE_POSITION} AND coalesce(last, 0) < {SAFE_POSITION} AS room, page.*
 FROM stats CROSS JOIN counted LEFT JOIN LATERAL (
-    SELECT {COLUMNS} FROM (
-        (SELECT {COLUMNS}, position FROM relation WHERE {LIST} ORDER BY position, id LIMIT $4)
-        UNION ALL
-        (SELECT {COLUMNS}, position FROM added)
-    ) AS merged ORDER BY position, id LIMIT $4 OFFSET $5
+    -- The new row goes first or last: the page is it and the list's first rows, in that order
+    -- (Append keeps its parts' order, so nothing is sorted).
+    (SELECT {COLUMNS}, position FROM added WHERE $7)
+    UNION ALL
+    (SELECT {COLUMNS}, position FROM relation WHERE {LIST} ORDER BY position, id LIMIT $4)
+    UNION ALL
+    (SELECT {COLUMNS}, position FROM added WHERE NOT $7)
+    LIMIT $4 OFFSET $5
 ) AS page ON true"""
 
 # The mentioned rows (locked: a concurrent DELETE /relation/{id} waits or has happened), `$6` rows
@@ -136,20 +149,19 @@ async def current_etag(db: Database, *, project: str, alias: str, parent: uuid.U
 
 
 async def page(
-    db: Database, *, project: str, alias: str, parent: uuid.UUID, limit: int, offset: int
-) -> tuple[list[Record], int, str]:
-    """One page of the list, its size and its ETag."""
-    rows = await db.fetch(PAGE, project, parent, alias, limit, offset)
-    total, tag = rows[0]["total"], rows[0]["tag"]
-    return [row for row in rows if row["id"] is not None], int(total), etag(total, tag)
+    db: Database, *, project: str, alias: str, parent: uuid.UUID, window: PageStart
+) -> tuple[Slice, str]:
+    """One page of the list (its size included) and its ETag."""
+    found = await fetch(db, PAGE[not window.forward], (project, parent, alias), window)
+    assert found.head is not None  # the stats row is always there
+    return found, etag(found.total, found.head["tag"])
 
 
 @dataclass(frozen=True)
 class Inserted:
     inserted: bool
     room: bool
-    rows: list[Record]
-    total: int
+    page: Slice
     etag: str
 
 
@@ -168,11 +180,11 @@ async def insert_at_end(
     rows = await db.fetch(INSERT_AT_END, project, parent, alias, limit, 0, child, at_start, comment)
     first = rows[0]
     page_rows = [row for row in rows if row["id"] is not None]
+    total = int(first["total"])
     return Inserted(
         bool(first["inserted"]),
         first["room"],
-        page_rows,
-        int(first["total"]),
+        Slice(page_rows, total, total > len(page_rows), first),
         etag(first["total"], first["tag"]),
     )
 

@@ -15,19 +15,23 @@ from service.bodies import JSON_API, media_type, path_guid
 from service.child_lists import queries, service
 from service.child_lists.bodies import Edit, read_delete, read_json_api, read_patch, read_post, read_put
 from service.child_lists.service import ListEdit, check_spec, read_alias
+from service.cursors import ListKey, PageStart
 from service.db import Record
 from service.endpoint import ApiRoute, Context, operation
 from service.errors import RelationTypeNotFound, UnsupportedMediaType
-from service.hal import Paging, paged
+from service.hal import Paging, link_header
 from service.relation_types import queries as type_queries
 from service.relations.model import represent_page
 
 PATH = "/relation/parent/{guid}/{alias}"
 
 
-def list_body(ctx: Context, rows: list[Record], total: int, paging: Paging) -> dict[str, Any]:
-    items = represent_page(ctx.links, rows)
-    return paged(ctx.request, ctx.links, key="relations", items=items, total=total, paging=paging)
+# A list is read (and its cursors made) as GET reads it; an edit answers that list's first page.
+LIST_NAME = "child-lists:get"
+
+
+def by_position(row: Record) -> ListKey:
+    return (row["position"], row["id"])
 
 
 def json_api_list(
@@ -52,26 +56,30 @@ async def get_list(ctx: Context) -> Response:
     json_api = jsonapi.negotiate(ctx.request)  # else HAL, as for every other Accept
     if json_api:
         jsonapi.refuse_parameters(ctx.request)
+    # JSON:API's page-based `page[number]`/`page[size]` too (by offset); HAL pages also take a cursor.
     paging = jsonapi.paging(ctx.request)
     row = await type_queries.get(ctx.db, project=ctx.project, alias=spec.alias)
     if row is None:
         raise RelationTypeNotFound(spec.alias)
     check_spec(spec, row)
-    if json_api and row["cardinality"] == "one":  # to-one linkage is one identifier, never paged
-        paging = Paging(1, paging.page_size)
-    rows, total, etag = await queries.page(
-        ctx.db,
-        project=ctx.project,
-        alias=spec.alias,
-        parent=parent,
-        limit=paging.page_size,
-        offset=paging.offset,
+    if json_api:
+        if row["cardinality"] == "one":  # to-one linkage is one identifier, never paged
+            paging = Paging(1, paging.page_size)
+        window = PageStart(paging.page, paging.page_size, True, queries.START, paging.offset, LIST_NAME)
+    else:
+        given = Paging(paging.page, paging.page_size, ctx.paging().cursor)
+        window = ctx.window(LIST_NAME, queries.START, paging=given)
+    page, etag = await queries.page(
+        ctx.db, project=ctx.project, alias=spec.alias, parent=parent, window=window
     )
     headers = {"ETag": etag, "Vary": "Accept"}
     if json_api:
-        body = json_api_list(ctx, row, parent, rows, total, paging)
+        body = json_api_list(ctx, row, parent, page.rows, page.total, paging)
         return jsonapi.JsonApiResponse(body, headers=headers)
-    return ctx.hal(list_body(ctx, rows, total, paging), headers=headers)
+    items = represent_page(ctx.links, page.rows)
+    return ctx.page(
+        key="relations", items=items, window=window, page=page, key_of=by_position, headers=headers
+    )
 
 
 def read_edit(ctx: Context) -> tuple[Edit, bool]:
@@ -102,7 +110,8 @@ async def edit_list(ctx: Context) -> Response:
     parent = path_guid(ctx.path["guid"])
     spec = read_alias(ctx.path["alias"])
     edit, json_api = read_edit(ctx)
-    paging = Paging(1, ctx.paging().page_size)
+    window = ctx.window(LIST_NAME, queries.START, first_page=True)
+    paging = Paging(1, window.page_size)
     done = await service.edit_list(
         ctx.db,
         ListEdit(
@@ -120,12 +129,13 @@ async def edit_list(ctx: Context) -> Response:
     if json_api:
         return Response(status_code=204, headers={"ETag": done.etag})
     if jsonapi.negotiate(ctx.request):  # a Strapi or Backendless edit from a JSON:API client
-        linkage = json_api_list(ctx, done.list_type, parent, done.rows, done.total, paging)
+        linkage = json_api_list(ctx, done.list_type, parent, done.page.rows, done.page.total, paging)
         linkage["meta"]["changes"] = done.changes
         return jsonapi.JsonApiResponse(linkage, headers={"ETag": done.etag})
-    body = list_body(ctx, done.rows, done.total, paging)
+    items = represent_page(ctx.links, done.page.rows)
+    body = ctx.paged(key="relations", items=items, window=window, page=done.page, key_of=by_position)
     body["_changes"] = done.changes
-    return ctx.hal(body, headers={"ETag": done.etag})
+    return ctx.hal(body, headers={"ETag": done.etag, "Link": link_header(ctx.request, ctx.links, body)})
 
 
 def _edit(method: str) -> Any:

@@ -17,6 +17,7 @@ from service import messages
 from service.child_lists import planner, queries
 from service.child_lists.bodies import Edit
 from service.child_lists.planner import Plan, Window, WindowTooSmall
+from service.cursors import PageStart, Slice
 from service.db import Database, Record
 from service.errors import (
     BadRequest,
@@ -132,8 +133,7 @@ class Outcome:
     the list's relation type (alias, child object type, cardinality)."""
 
     changes: dict[str, int]
-    rows: list[Record]
-    total: int
+    page: Slice
     etag: str
     list_type: Record
 
@@ -161,13 +161,15 @@ async def edit_list(db: Database, request: ListEdit) -> Outcome:
             check_if_match(request.if_match, await queries.current_etag(db, **target.where))
         fast = await insert_at_end(db, target, request.edit, request.page_size)
         if fast is not None:
-            changes, rows, total, etag = fast
-            return Outcome(changes, rows, total, etag, row)
+            changes, page, etag = fast
+            return Outcome(changes, page, etag, row)
         plan = await apply_edit(db, target, request.edit)
         if request.json_api:
-            return Outcome(plan.changes, [], 0, await queries.current_etag(db, **target.where), row)
-        rows, total, etag = await queries.page(db, **target.where, limit=request.page_size, offset=0)
-    return Outcome(plan.changes, rows, total, etag, row)
+            etag = await queries.current_etag(db, **target.where)
+            return Outcome(plan.changes, Slice([], 0, False, None), etag, row)
+        first = PageStart(1, request.page_size, True, queries.START, 0, "")
+        page, etag = await queries.page(db, **target.where, window=first)
+    return Outcome(plan.changes, page, etag, row)
 
 
 async def type_for_edit(db: Database, request: ListEdit) -> Record:
@@ -251,7 +253,7 @@ async def connect(db: Database, target: Target, edit: Edit) -> Plan:
 
 async def insert_at_end(
     db: Database, target: Target, edit: Edit, page_size: int
-) -> tuple[dict[str, int], list[Record], int, str] | None:
+) -> tuple[dict[str, int], Slice, str] | None:
     """One new child at the start or the end, in one round trip with the answer's page: the usual
     edit, answered with its changes, the first page, size and ETag. None when the edit is not that (a
     member to move, several items, cardinality one)."""
@@ -269,7 +271,7 @@ async def insert_at_end(
         limit=page_size,
     )
     if done.inserted:
-        return Plan(added=1).changes, done.rows, done.total, done.etag
+        return Plan(added=1).changes, done.page, done.etag
     if edit.kind == "add" and done.room:  # a member already: an add leaves it where it is
-        return Plan().changes, done.rows, done.total, done.etag
+        return Plan().changes, done.page, done.etag
     return None

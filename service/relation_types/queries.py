@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncpg
 
 from service import messages
+from service.cursors import PageStart, Slice, fetch, statements
 from service.db import Database, Record
 from service.errors import Conflict
 from service.relation_types.model import BUILTINS, RelationTypeFields, type_id
@@ -12,11 +13,14 @@ from service.relation_types.model import BUILTINS, RelationTypeFields, type_id
 COLUMNS = """alias, type_id, name, parent_object_type, child_object_type, is_bidirectional,
     is_dependency, cardinality, is_builtin, created_at, updated_at"""
 
-LIST = f"""
-SELECT {COLUMNS}, count(*) OVER () AS total FROM relation_type WHERE project = $1
-ORDER BY alias
-"""
-COUNT = "SELECT count(*) FROM relation_type WHERE project = $1"
+# By alias, from the primary key; the total from relation_type_count (schema.sql's triggers).
+LIST = statements(
+    total="SELECT coalesce(max(size), 0) AS total FROM relation_type_count WHERE project = $1",
+    select=f"{COLUMNS} FROM relation_type",
+    where="project = $1",
+    order=("alias",),
+    key_at=2,
+)
 GET = f"SELECT {COLUMNS} FROM relation_type WHERE project = $1 AND alias = $2"
 INSERT = f"""
 INSERT INTO relation_type (project, alias, type_id, name, parent_object_type, child_object_type,
@@ -42,8 +46,8 @@ DELETE_RELATIONS = "DELETE FROM relation WHERE project = $1 AND type_alias = $2"
 COUNT_RELATIONS = "SELECT count(*) FROM relation WHERE project = $1 AND type_alias = $2"
 
 
-async def list_page(db: Database, *, project: str, limit: int, offset: int) -> tuple[list[Record], int]:
-    return await db.fetch_page(LIST, COUNT, project, limit=limit, offset=offset)
+async def list_page(db: Database, *, project: str, window: PageStart) -> Slice:
+    return await fetch(db, LIST[not window.forward], (project,), window, column="alias")
 
 
 async def get(db: Database, *, project: str, alias: str) -> Record | None:

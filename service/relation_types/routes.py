@@ -7,6 +7,7 @@ from starlette.responses import Response
 from service import messages
 from service.auth import READ, TYPES_WRITE
 from service.bodies import query_bool
+from service.cursors import ListKey
 from service.db import Record
 from service.endpoint import ApiRoute, Context, Handler, Operation, operation
 from service.errors import (
@@ -14,7 +15,6 @@ from service.errors import (
     RelationTypeNotFound,
     invalid_relation_type,
 )
-from service.hal import paged
 from service.relation_types import model, queries
 
 
@@ -27,14 +27,14 @@ async def load_type(ctx: Context, alias: str) -> Record:
 
 
 async def list_relation_types(ctx: Context) -> Response:
-    paging = ctx.paging()
-    rows, total = await queries.list_page(
-        ctx.db, project=ctx.project, limit=paging.page_size, offset=paging.offset
-    )
-    items = [model.represent(ctx.links, row) for row in rows]
-    return ctx.hal(
-        paged(ctx.request, ctx.links, key="relationtypes", items=items, total=total, paging=paging)
-    )
+    window = ctx.window("relation-types:list", ("",))
+    page = await queries.list_page(ctx.db, project=ctx.project, window=window)
+    items = [model.represent(ctx.links, row) for row in page.rows]
+    return ctx.page(key="relationtypes", items=items, window=window, page=page, key_of=by_alias)
+
+
+def by_alias(row: Record) -> ListKey:
+    return (row["alias"],)
 
 
 async def get_relation_type(ctx: Context) -> Response:

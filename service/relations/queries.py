@@ -7,6 +7,7 @@ import uuid
 
 import asyncpg
 
+from service.cursors import PageStart, Slice, fetch, statements
 from service.db import Database, Record
 from service.errors import ServiceUnavailable
 
@@ -19,33 +20,124 @@ DEPENDENCY_TYPES = "SELECT alias FROM relation_type WHERE project = $1 AND is_de
 
 GET = f"SELECT {COLUMNS} FROM relation WHERE project = $1 AND id = $2"
 
-BY_TYPE = f"""
-SELECT {COLUMNS}, count(*) OVER () AS total FROM relation
-WHERE project = $1 AND type_alias = $2 ORDER BY id"""
-BY_TYPE_COUNT = "SELECT count(*) FROM relation WHERE project = $1 AND type_alias = $2"
+# Every list: its total from the counters schema.sql keeps (never a count of its rows) and a page in
+# the list's own order from an index in that order (cursors.statements). `PAGE_COLUMNS` carry what
+# the keys are made of.
+PAGE_COLUMNS = f"{COLUMNS}, position"
 
-BY_PARENT = f"""
-SELECT {COLUMNS}, count(*) OVER () AS total FROM relation
-WHERE project = $1 AND parent = $2 AND ($3::text IS NULL OR type_alias = $3)
-ORDER BY type_alias, position, id"""
-BY_PARENT_COUNT = """
-SELECT count(*) FROM relation WHERE project = $1 AND parent = $2 AND ($3::text IS NULL OR type_alias = $3)"""
+# GET /relation/{alias}: oldest first, by relation_by_type (project, type_alias, id).
+BY_TYPE = statements(
+    total="SELECT coalesce(sum(size), 0) AS total FROM type_count WHERE project = $1 AND type_alias = $2",
+    select=f"{PAGE_COLUMNS} FROM relation",
+    where="project = $1 AND type_alias = $2",
+    order=("id",),
+    key_at=3,
+)
 
-BY_CHILD = f"""
-SELECT {COLUMNS}, count(*) OVER () AS total FROM relation
-WHERE project = $1 AND child = $2 AND ($3::text IS NULL OR type_alias = $3)
-  AND (NOT $4 OR type_alias IN ({DEPENDENCY_TYPES}))
-ORDER BY id"""
-BY_CHILD_COUNT = f"""
-SELECT count(*) FROM relation WHERE project = $1 AND child = $2 AND ($3::text IS NULL OR type_alias = $3)
-  AND (NOT $4 OR type_alias IN ({DEPENDENCY_TYPES}))"""
+# GET /relation/parent/{guid}: by type, then position, by relation_by_parent; with ?relationType= the
+# one list (project, parent, type) by position.
+BY_PARENT = statements(
+    total="SELECT coalesce(sum(size), 0) AS total FROM child_list WHERE project = $1 AND parent = $2",
+    select=f"{PAGE_COLUMNS} FROM relation",
+    where="project = $1 AND parent = $2",
+    order=("type_alias", "position", "id"),
+    key_at=3,
+)
+BY_PARENT_OF_TYPE = statements(
+    total="""SELECT coalesce(max(size), 0) AS total FROM child_list
+             WHERE project = $1 AND parent = $2 AND type_alias = $3""",
+    select=f"{PAGE_COLUMNS} FROM relation",
+    where="project = $1 AND parent = $2 AND type_alias = $3",
+    order=("position", "id"),
+    key_at=4,
+)
 
-# The parent side, plus the child side of bidirectional types (the relation seen from its other end).
-RELATED_WHERE = """
-FROM relation WHERE project = $1 AND (parent = $2 OR (child = $2 AND type_alias IN (
-    SELECT alias FROM relation_type WHERE project = $1 AND is_bidirectional)))"""
-RELATED = f"SELECT {COLUMNS}, count(*) OVER () AS total {RELATED_WHERE} ORDER BY id"
-RELATED_COUNT = f"SELECT count(*) {RELATED_WHERE}"
+
+def _by_child(*, of_type: bool, dependency: bool) -> tuple[str, str]:
+    """GET /relation/child/{guid}, oldest first, by relation_by_child (project, child, id); the total
+    sums the child's counters over its types, joined with the types' current flags."""
+    where = ["project = $1 AND child = $2"]
+    counted = ["c.project = $1 AND c.child = $2"]
+    if of_type:
+        where.append("type_alias = $3")
+        counted.append("c.type_alias = $3")
+    if dependency:
+        where.append(f"type_alias IN ({DEPENDENCY_TYPES})")
+        counted.append("t.is_dependency")
+    return statements(
+        total=f"""SELECT coalesce(sum(c.size), 0) AS total FROM child_count AS c
+                  JOIN relation_type AS t ON t.project = c.project AND t.alias = c.type_alias
+                  WHERE {" AND ".join(counted)}""",
+        select=f"{PAGE_COLUMNS} FROM relation",
+        where=" AND ".join(where),
+        order=("id",),
+        key_at=4 if of_type else 3,
+    )
+
+
+BY_CHILD = {
+    (of_type, dependency): _by_child(of_type=of_type, dependency=dependency)
+    for of_type in (False, True)
+    for dependency in (False, True)
+}
+
+BIDIRECTIONAL_TYPES = "SELECT alias FROM relation_type WHERE project = $1 AND is_bidirectional"
+
+
+def _related(*, of_type: bool) -> dict[tuple[bool, int], str]:
+    """The four statements of GET /relation/related/{guid} (forward or back, from either side), with
+    or without `?relationType=` ($3 when given). Parameters after it: the key (side, type, position,
+    id), the limit and the offset."""
+    n = 4 if of_type else 3
+    side, kind, position, row, limit, offset = (f"${n + i}" for i in range(6))
+    only = " AND type_alias = $3" if of_type else ""
+    counted = " AND c.type_alias = $3" if of_type else ""
+    total = f"""
+SELECT (SELECT coalesce(sum(size), 0) FROM child_list WHERE project = $1 AND parent = $2{only})
+     + (SELECT coalesce(sum(c.size - c.loops), 0) FROM child_count AS c
+        JOIN relation_type AS t ON t.project = c.project AND t.alias = c.type_alias
+        WHERE c.project = $1 AND c.child = $2{counted} AND t.is_bidirectional) AS total"""
+    parent_side = f"SELECT {PAGE_COLUMNS}, 0 AS side FROM relation WHERE project = $1 AND parent = $2{only}"
+    child_side = f"""
+SELECT {PAGE_COLUMNS}, 1 AS side FROM relation
+WHERE project = $1 AND child = $2 AND parent <> $2{only} AND type_alias IN ({BIDIRECTIONAL_TYPES})"""
+    # Every key parameter appears in every statement (PostgreSQL must know its type); the checks of
+    # the side a statement is not about are constants (one-time filters).
+    on_child_side = f"{side} = 1 AND {kind} = '' AND {position} = 0"
+    parent_order = "type_alias{0}, position{0}, id{0}"
+
+    def statement(*parts: str) -> str:
+        sides = " UNION ALL ".join(f"({part} LIMIT {limit}::bigint + {offset}::bigint)" for part in parts)
+        return f"""
+WITH total AS ({total})
+SELECT total.*, page.* FROM total LEFT JOIN LATERAL (
+    SELECT * FROM ({sides}) AS sides LIMIT {limit} OFFSET {offset}
+) AS page ON true"""
+
+    return {
+        (True, 0): statement(
+            f"""{parent_side} AND (type_alias, position, id) > ({kind}, {position}, {row})
+                ORDER BY {parent_order.format("")}""",
+            f"{child_side} AND {side} = 0 ORDER BY id",
+        ),
+        (True, 1): statement(f"{child_side} AND {on_child_side} AND id > {row} ORDER BY id"),
+        (False, 0): statement(
+            f"""{parent_side} AND {side} = 0 AND (type_alias, position, id) < ({kind}, {position}, {row})
+                ORDER BY {parent_order.format(" DESC")}"""
+        ),
+        (False, 1): statement(
+            f"{child_side} AND {on_child_side} AND id < {row} ORDER BY id DESC",
+            f"{parent_side} ORDER BY {parent_order.format(' DESC')}",
+        ),
+    }
+
+
+# GET /relation/related/{guid}: the parent side by type, then position (relation_by_parent), then the
+# child side of bidirectional types, oldest first (relation_by_child), without the self-relations the
+# parent side holds already. Keys are (side, type, position, id): (1, '', 0, id) on the child side.
+# Each page comes from at most two index ranges, the first read before the second (Append).
+RELATED = _related(of_type=False)
+RELATED_OF_TYPE = _related(of_type=True)
 
 REFERENCED = f"""
 SELECT DISTINCT child FROM relation
@@ -83,37 +175,32 @@ async def get(db: Database, *, project: str, relation_id: int) -> Record | None:
     return await db.fetchrow(GET, project, relation_id)
 
 
-async def by_type(
-    db: Database, *, project: str, alias: str, limit: int, offset: int
-) -> tuple[list[Record], int]:
-    return await db.fetch_page(BY_TYPE, BY_TYPE_COUNT, project, alias, limit=limit, offset=offset)
+async def by_type(db: Database, *, project: str, alias: str, window: PageStart) -> Slice:
+    return await fetch(db, BY_TYPE[not window.forward], (project, alias), window)
 
 
 async def by_parent(
-    db: Database, *, project: str, parent: uuid.UUID, alias: str | None, limit: int, offset: int
-) -> tuple[list[Record], int]:
-    return await db.fetch_page(BY_PARENT, BY_PARENT_COUNT, project, parent, alias, limit=limit, offset=offset)
+    db: Database, *, project: str, parent: uuid.UUID, alias: str | None, window: PageStart
+) -> Slice:
+    if alias is None:
+        return await fetch(db, BY_PARENT[not window.forward], (project, parent), window)
+    return await fetch(db, BY_PARENT_OF_TYPE[not window.forward], (project, parent, alias), window)
 
 
 async def by_child(
-    db: Database,
-    *,
-    project: str,
-    child: uuid.UUID,
-    alias: str | None,
-    dependency: bool,
-    limit: int,
-    offset: int,
-) -> tuple[list[Record], int]:
-    return await db.fetch_page(
-        BY_CHILD, BY_CHILD_COUNT, project, child, alias, dependency, limit=limit, offset=offset
-    )
+    db: Database, *, project: str, child: uuid.UUID, alias: str | None, dependency: bool, window: PageStart
+) -> Slice:
+    sql = BY_CHILD[alias is not None, dependency][not window.forward]
+    return await fetch(db, sql, (project, child) if alias is None else (project, child, alias), window)
 
 
 async def related(
-    db: Database, *, project: str, guid: uuid.UUID, limit: int, offset: int
-) -> tuple[list[Record], int]:
-    return await db.fetch_page(RELATED, RELATED_COUNT, project, guid, limit=limit, offset=offset)
+    db: Database, *, project: str, guid: uuid.UUID, alias: str | None, window: PageStart
+) -> Slice:
+    side = int(window.key[0])
+    if alias is None:
+        return await fetch(db, RELATED[window.forward, side], (project, guid), window)
+    return await fetch(db, RELATED_OF_TYPE[window.forward, side], (project, guid, alias), window)
 
 
 async def referenced(db: Database, *, project: str, ids: list[uuid.UUID]) -> set[uuid.UUID]:

@@ -7,11 +7,12 @@ from starlette.responses import Response
 from service import messages
 from service.auth import READ, WRITE
 from service.bodies import path_guid, query_bool
+from service.context import KeyOf
+from service.cursors import MIN_POSITION, ListKey, PageStart, Slice
 from service.db import Record
 from service.endpoint import ApiRoute, Context, api_route
 from service.errors import BadRequest, RelationNotFound, RelationTypeNotFound, invalid_relation
 from service.fields import alias_problem
-from service.hal import paged
 from service.relation_types import queries as type_queries
 from service.relations import model, queries
 
@@ -35,10 +36,27 @@ async def load_relation(ctx: Context) -> Record:
     return row
 
 
-def relation_page(ctx: Context, rows: list[Record], total: int) -> Response:
-    items = model.represent_page(ctx.links, rows)
-    paging = ctx.paging()
-    return ctx.hal(paged(ctx.request, ctx.links, key="relations", items=items, total=total, paging=paging))
+def relation_page(ctx: Context, window: PageStart, page: Slice, key_of: KeyOf) -> Response:
+    items = model.represent_page(ctx.links, page.rows)
+    return ctx.page(key="relations", items=items, window=window, page=page, key_of=key_of)
+
+
+def by_id(row: Record) -> ListKey:
+    return (row["id"],)
+
+
+def by_type_and_position(row: Record) -> ListKey:
+    return (row["type_alias"], row["position"], row["id"])
+
+
+def by_position(row: Record) -> ListKey:
+    return (row["position"], row["id"])
+
+
+def by_side(row: Record) -> ListKey:
+    if row["side"]:
+        return (1, "", 0, row["id"])
+    return (0, row["type_alias"], row["position"], row["id"])
 
 
 def relation_type_filter(ctx: Context) -> str | None:
@@ -52,51 +70,41 @@ async def get_relation(ctx: Context) -> Response:
 
 async def list_by_type(ctx: Context) -> Response:
     alias = ctx.path["alias"]
-    paging = ctx.paging()
+    window = ctx.window("relations:list-by-type", (0,))
     if alias_problem(alias) or await type_queries.get(ctx.db, project=ctx.project, alias=alias) is None:
         raise RelationTypeNotFound(alias)
-    rows, total = await queries.by_type(
-        ctx.db, project=ctx.project, alias=alias, limit=paging.page_size, offset=paging.offset
-    )
-    return relation_page(ctx, rows, total)
+    page = await queries.by_type(ctx.db, project=ctx.project, alias=alias, window=window)
+    return relation_page(ctx, window, page, by_id)
 
 
 async def list_by_parent(ctx: Context) -> Response:
     parent = path_guid(ctx.path["guid"])
-    paging = ctx.paging()
-    rows, total = await queries.by_parent(
-        ctx.db,
-        project=ctx.project,
-        parent=parent,
-        alias=relation_type_filter(ctx),
-        limit=paging.page_size,
-        offset=paging.offset,
-    )
-    return relation_page(ctx, rows, total)
+    alias = relation_type_filter(ctx)
+    if alias is None:
+        window = ctx.window("relations:list-by-parent", ("", MIN_POSITION, 0))
+    else:
+        window = ctx.window("relations:list-by-parent", (MIN_POSITION, 0), alias)
+    page = await queries.by_parent(ctx.db, project=ctx.project, parent=parent, alias=alias, window=window)
+    return relation_page(ctx, window, page, by_position if alias else by_type_and_position)
 
 
 async def list_by_child(ctx: Context) -> Response:
     child = path_guid(ctx.path["guid"])
-    paging = ctx.paging()
-    rows, total = await queries.by_child(
-        ctx.db,
-        project=ctx.project,
-        child=child,
-        alias=relation_type_filter(ctx),
-        dependency=query_bool(ctx.request, "dependency"),
-        limit=paging.page_size,
-        offset=paging.offset,
+    alias = relation_type_filter(ctx)
+    dependency = query_bool(ctx.request, "dependency")
+    window = ctx.window("relations:list-by-child", (0,), alias, dependency)
+    page = await queries.by_child(
+        ctx.db, project=ctx.project, child=child, alias=alias, dependency=dependency, window=window
     )
-    return relation_page(ctx, rows, total)
+    return relation_page(ctx, window, page, by_id)
 
 
 async def list_related(ctx: Context) -> Response:
     guid = path_guid(ctx.path["guid"])
-    paging = ctx.paging()
-    rows, total = await queries.related(
-        ctx.db, project=ctx.project, guid=guid, limit=paging.page_size, offset=paging.offset
-    )
-    return relation_page(ctx, rows, total)
+    alias = relation_type_filter(ctx)
+    window = ctx.window("relations:related", (0, "", MIN_POSITION, 0), alias)
+    page = await queries.related(ctx.db, project=ctx.project, guid=guid, alias=alias, window=window)
+    return relation_page(ctx, window, page, by_side)
 
 
 async def get_referenced(ctx: Context) -> Response:

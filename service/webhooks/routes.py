@@ -11,7 +11,7 @@ from service.auth import WEBHOOKS_WRITE
 from service.db import Record
 from service.endpoint import Context, api_route
 from service.errors import Conflict, NotFound, ServiceUnavailable
-from service.hal import paged
+from service.hal import numbered
 from service.webhooks import model, queries
 from service.webhooks.signing import SecretBox, new_secret
 
@@ -65,7 +65,7 @@ async def list_webhooks(ctx: Context) -> Response:
         ctx.db, project=ctx.project, limit=paging.page_size, offset=paging.offset
     )
     items = [model.represent(ctx.links, row) for row in rows]
-    return ctx.hal(paged(ctx.request, ctx.links, key="webhooks", items=items, total=total, paging=paging))
+    return ctx.hal(numbered(ctx.request, ctx.links, key="webhooks", items=items, total=total, paging=paging))
 
 
 async def create_webhook(ctx: Context) -> Response:
@@ -127,7 +127,9 @@ async def list_deliveries(ctx: Context) -> Response:
         ctx.db, project=ctx.project, webhook_id=hook["id"], limit=paging.page_size, offset=paging.offset
     )
     items = [model.represent_delivery(ctx.links, row) for row in rows]
-    return ctx.hal(paged(ctx.request, ctx.links, key="deliveries", items=items, total=total, paging=paging))
+    return ctx.hal(
+        numbered(ctx.request, ctx.links, key="deliveries", items=items, total=total, paging=paging)
+    )
 
 
 async def get_delivery(ctx: Context) -> Response:
