@@ -195,7 +195,9 @@ def steps_for(operation: Operation) -> list[Step]:
     if operation.method not in WRITE_METHODS:
         steps.append(read_revision)
         return steps
-    steps += [answer_revision, announce_write]
+    # The revision is read right after the work, before the feed is told: the after-commit NOTIFY is
+    # a statement of its own, and a token past it would wait for WAL no replica has been sent yet.
+    steps += [announce_write, answer_revision]
     if not operation.streams_body:
         steps.append(read_body)
         if operation.queue is not None:

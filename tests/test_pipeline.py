@@ -210,8 +210,8 @@ def test_steps_in_spec_order() -> None:
         pipeline.authenticate,
         pipeline.authorise,
         pipeline.rate_limit,
-        pipeline.answer_revision,
         pipeline.announce_write,
+        pipeline.answer_revision,
         pipeline.read_body,
         pipeline.wait_in_queue,
         idempotent,
@@ -219,4 +219,4 @@ def test_steps_in_spec_order() -> None:
     write = Operation("POST", _nothing, "t", WRITE)
     assert pipeline.wait_in_queue not in pipeline.steps_for(write)
     streamed = Operation("POST", _nothing, "t", WRITE, streams_body=True)
-    assert pipeline.steps_for(streamed) == [*checks, pipeline.answer_revision, pipeline.announce_write]
+    assert pipeline.steps_for(streamed) == [*checks, pipeline.announce_write, pipeline.answer_revision]
