@@ -8,10 +8,13 @@ SQL; this module decides which rows the planner needs and in which order things 
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
+
+import asyncpg
 
 from service import messages
 from service.child_lists import planner, queries
@@ -25,6 +28,7 @@ from service.errors import (
     Forbidden,
     PreconditionFailed,
     RelationTypeNotFound,
+    ServiceUnavailable,
     invalid_relation,
     invalid_relation_type,
 )
@@ -150,8 +154,25 @@ class Target:
         return {"project": self.project, "alias": self.alias, "parent": self.parent}
 
 
+log = logging.getLogger("service.child_lists")
+# An edit and a delete by parent or child of other lists can still meet on the counters' rows of the
+# children they share (schema.sql), in opposite orders across their statements; PostgreSQL then cancels
+# one side, and the edit, undone whole, runs again (as relations.queries' deletes do), never a 500.
+EDIT_ATTEMPTS = 3
+
+
 async def edit_list(db: Database, request: ListEdit) -> Outcome:
-    """The edit, all or nothing, under the list's lock."""
+    """The edit, all or nothing, under the list's lock (run again after a deadlock; 503 if it keeps
+    losing)."""
+    for attempt in range(1, EDIT_ATTEMPTS + 1):
+        try:
+            return await _edit_once(db, request)
+        except asyncpg.DeadlockDetectedError:
+            log.warning("an edit of a list lost a deadlock (attempt %d)", attempt)
+    raise ServiceUnavailable()
+
+
+async def _edit_once(db: Database, request: ListEdit) -> Outcome:
     async with db.transaction():
         row = await type_for_edit(db, request)
         if request.json_api:
