@@ -6,7 +6,7 @@
 -- (Citus) and project-scoped reads routed to replicas. `api_key` is looked up before the project is
 -- known (the key names its project), so it is keyed by its own id: a small reference table.
 --
--- schema-version: 12
+-- schema-version: 13
 
 CREATE TABLE IF NOT EXISTS schema_version (
     version     integer     PRIMARY KEY,
@@ -855,4 +855,55 @@ BEGIN
     END IF;
 END $$;
 
-INSERT INTO schema_version (version) VALUES (12) ON CONFLICT (version) DO NOTHING;
+-- === webhook lists by cursor ===
+-- GET /webhook in its order (oldest first) from an index range, as every list is read (SPEC §8);
+-- GET /webhook/{id}/deliveries (newest first) walks the primary key backwards.
+CREATE INDEX IF NOT EXISTS webhook_by_created ON webhook (project, created_at, id);
+
+-- Each webhook's number of deliveries (the deliveries list's `_totalItems`), moved in the transaction
+-- of every insert and delete by the statement-level triggers below, never counted at request time. It
+-- goes with its webhook. The dispatcher is the one writer of deliveries, so the row has no queue.
+CREATE TABLE IF NOT EXISTS webhook_delivery_count (
+    project     text    NOT NULL,
+    webhook_id  uuid    NOT NULL,
+    size        bigint  NOT NULL,
+    PRIMARY KEY (project, webhook_id),
+    FOREIGN KEY (project, webhook_id) REFERENCES webhook (project, id) ON DELETE CASCADE
+);
+
+CREATE OR REPLACE FUNCTION webhook_delivery_counters() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO webhook_delivery_count AS c (project, webhook_id, size)
+        SELECT project, webhook_id, count(*) FROM new_rows
+        GROUP BY project, webhook_id ORDER BY project, webhook_id
+        ON CONFLICT (project, webhook_id) DO UPDATE SET size = c.size + excluded.size;
+    ELSIF TG_OP = 'DELETE' THEN
+        UPDATE webhook_delivery_count AS c SET size = c.size - d.removed
+        FROM (SELECT project, webhook_id, count(*) AS removed FROM old_rows
+              GROUP BY project, webhook_id ORDER BY project, webhook_id) AS d
+        WHERE c.project = d.project AND c.webhook_id = d.webhook_id;
+    ELSE
+        DELETE FROM webhook_delivery_count;
+    END IF;
+    RETURN NULL;
+END $$;
+
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'webhook_delivery_counters_insert') THEN
+        -- Deliveries made before the counter existed: counted once, with the dispatcher held off.
+        LOCK TABLE webhook_delivery IN SHARE MODE;
+        DELETE FROM webhook_delivery_count;
+        INSERT INTO webhook_delivery_count (project, webhook_id, size)
+        SELECT project, webhook_id, count(*) FROM webhook_delivery GROUP BY project, webhook_id;
+        CREATE TRIGGER webhook_delivery_counters_insert AFTER INSERT ON webhook_delivery
+            REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION webhook_delivery_counters();
+        CREATE TRIGGER webhook_delivery_counters_delete AFTER DELETE ON webhook_delivery
+            REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION webhook_delivery_counters();
+        CREATE TRIGGER webhook_delivery_counters_truncate AFTER TRUNCATE ON webhook_delivery
+            FOR EACH STATEMENT EXECUTE FUNCTION webhook_delivery_counters();
+    END IF;
+END $$;
+
+INSERT INTO schema_version (version) VALUES (13) ON CONFLICT (version) DO NOTHING;

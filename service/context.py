@@ -90,19 +90,24 @@ class Context:
             cursors=cursors,
             scope=scope,
             start=start,
+            parameter=paging.cursor_parameter,
         )
 
     def paged(
         self, *, key: str, items: Sequence[Mapping[str, Any]], window: PageStart, page: Slice, key_of: KeyOf
     ) -> dict[str, Any]:
         """The HAL body of one page of a list, with cursor links after and before it."""
-        edges = None
-        if page.rows:
-            cursors: Cursors = self.request.app.state.cursors
-            edges = Edges(key_of(page.rows[0]), key_of(page.rows[-1]), page.more, cursors)
+        edges = self.edges(page, key_of)
         return paged(
             self.request, self.links, key=key, items=items, total=page.total, window=window, edges=edges
         )
+
+    def edges(self, page: Slice, key_of: KeyOf) -> Edges | None:
+        """What a page's cursor links are made of (None for an empty page)."""
+        if not page.rows:
+            return None
+        cursors: Cursors = self.request.app.state.cursors
+        return Edges(key_of(page.rows[0]), key_of(page.rows[-1]), page.more, cursors)
 
     def page(
         self,

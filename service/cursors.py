@@ -62,24 +62,28 @@ class Cursors:
         payload = orjson.dumps([int(position.forward), position.page, *position.key])
         return f"{_b64(payload)}.{_b64(self._mac(scope, payload))}"
 
-    def read(self, scope: str, cursor: str, shape: Sequence[type]) -> Position:
-        """The position `cursor` names in the list `scope`; 400 unless this list made it."""
+    def read(self, scope: str, cursor: str, shape: Sequence[type], *, parameter: str = "cursor") -> Position:
+        """The position `cursor` (given as the query parameter `parameter`) names in the list `scope`;
+        400 unless this list made it."""
+        malformed = BadRequest(
+            messages.CURSOR_MALFORMED.format(name=parameter), source={"parameter": parameter}
+        )
         body, dot, mac = cursor.partition(".")
         if not dot or len(cursor) > MAX_CURSOR or not cursor.isascii():
-            raise BadRequest(messages.CURSOR_MALFORMED)
+            raise malformed
         try:
             payload, given = _unb64(body), _unb64(mac)
         except (binascii.Error, ValueError):
-            raise BadRequest(messages.CURSOR_MALFORMED) from None
+            raise malformed from None
         if len(given) != MAC_BYTES:
-            raise BadRequest(messages.CURSOR_MALFORMED)
+            raise malformed
         if not hmac.compare_digest(given, self._mac(scope, payload)):
-            raise BadRequest(messages.CURSOR_FOREIGN)
+            raise BadRequest(messages.CURSOR_FOREIGN.format(name=parameter), source={"parameter": parameter})
         # Signed by us for this list: its content has the shape we wrote, checked all the same.
         try:
             value = orjson.loads(payload)
         except orjson.JSONDecodeError:
-            raise BadRequest(messages.CURSOR_MALFORMED) from None
+            raise malformed from None
         if (
             not isinstance(value, list)
             or len(value) != 2 + len(shape)
@@ -88,7 +92,7 @@ class Cursors:
             or value[1] < 1
             or not all(_fits(part, kind) for part, kind in zip(value[2:], shape, strict=True))
         ):
-            raise BadRequest(messages.CURSOR_MALFORMED)
+            raise malformed
         return Position(bool(value[0]), value[1], tuple(value[2:]))
 
 
@@ -118,12 +122,21 @@ class PageStart:
 
     @classmethod
     def of(
-        cls, *, page: int, page_size: int, cursor: str | None, cursors: Cursors, scope: str, start: ListKey
+        cls,
+        *,
+        page: int,
+        page_size: int,
+        cursor: str | None,
+        cursors: Cursors,
+        scope: str,
+        start: ListKey,
+        parameter: str = "cursor",
     ) -> PageStart:
-        """`start` is a key before the list's first item, in the shape of the list's keys."""
+        """`start` is a key before the list's first item, in the shape of the list's keys; `parameter`
+        the query parameter the cursor came in."""
         if cursor is None:
             return cls(page, page_size, True, start, (page - 1) * page_size, scope)
-        position = cursors.read(scope, cursor, [type(part) for part in start])
+        position = cursors.read(scope, cursor, [type(part) for part in start], parameter=parameter)
         return cls(position.page, page_size, position.forward, position.key, 0, scope, cursor)
 
 
@@ -154,11 +167,25 @@ async def fetch(
     return Slice(rows, int(head["total"]) if head is not None else 0, more, head)
 
 
-def statements(*, total: str, select: str, where: str, order: Sequence[str], key_at: int) -> tuple[str, str]:
+def statements(
+    *,
+    total: str,
+    select: str,
+    where: str,
+    order: Sequence[str],
+    key_at: int,
+    descending: bool = False,
+    key_types: Sequence[str] = (),
+) -> tuple[str, str]:
     """The forward and the backward statement of a list: its total (from a counter), and a page of
-    `select … where` in `order` after (before) the key `$key_at…`, each served by an index in that
-    order with no sort and no count. The limit and offset parameters follow the key's."""
-    keys = ", ".join(f"${key_at + n}" for n in range(len(order)))
+    `select … where` in `order` (newest first when `descending`) after (before) the key `$key_at…`,
+    each served by an index in that order with no sort and no count. `key_types`: the SQL type each
+    key part is read as from its text, for columns a key holds as a string (a time, a uuid); empty,
+    the parts are bound as they are. The limit and offset parameters follow the key's."""
+    if key_types and len(key_types) != len(order):
+        raise ValueError("a key type for each column of the order, or none")
+    casts = [f"::text::{kind}" for kind in key_types] or [""] * len(order)
+    keys = ", ".join(f"${key_at + n}{cast}" for n, cast in enumerate(casts))
     columns = ", ".join(order)
     limit, offset = f"${key_at + len(order)}", f"${key_at + len(order) + 1}"
 
@@ -171,4 +198,5 @@ SELECT total.*, page.* FROM total LEFT JOIN LATERAL (
     ORDER BY {ordering} LIMIT {limit} OFFSET {offset}
 ) AS page ON true"""
 
-    return one(">", ""), one("<", " DESC")
+    ahead, back = one(">", ""), one("<", " DESC")
+    return (back, ahead) if descending else (ahead, back)

@@ -560,16 +560,6 @@ class Database:
     async def execute(self, sql: str, *args: Any) -> str:
         return await self._run(lambda raw: raw.execute(sql, *args))
 
-    async def fetch_page(
-        self, sql: str, count_sql: str, *args: Any, limit: int, offset: int
-    ) -> tuple[list[Record], int]:
-        """One page of `sql` (which selects `count(*) OVER () AS total`) and the total row count;
-        `count_sql` (same arguments) answers the total only for a page past the end."""
-        numbered = len(args)
-        rows = await self.fetch(f"{sql} LIMIT ${numbered + 1} OFFSET ${numbered + 2}", *args, limit, offset)
-        total = rows[0]["total"] if rows else await self.fetchval(count_sql, *args)
-        return rows, int(total)
-
     def pool_usage(self) -> tuple[int, int]:
         """(open connections, connections in use) over the primary's and the replicas' pools."""
         pools = [self.primary, *(pool for _, pool in self._replicas)]

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Hashable, Iterable, Sequence
+from typing import NotRequired, TypedDict, Unpack
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route
 from starlette.types import Scope
 
-from service import messages, reserved
+from service import reserved
 from service.context import Context, Handler, Operation
 from service.pipeline import chain, checked_headers
 
@@ -29,21 +30,24 @@ __all__ = ["ApiRoute", "Context", "Handler", "Operation", "api_route", "assemble
 _PARAM = re.compile(r"{(\w+)(?::(\w+))?}")
 
 
-def operation(
-    handler: Handler,
-    *,
-    method: str,
-    name: str,
-    scope: str,
-    invalid_message: str = messages.RELATION_INVALID,
-    queue: Callable[[Context], Hashable] | None = None,
-    streams_body: bool = False,
-    idempotency: bool = True,
-) -> Operation:
+class OperationFields(TypedDict):
+    """What declares one method of a route, as keywords of `operation` and `api_route`; the defaults of
+    the optional ones are Operation's."""
+
+    method: str
+    name: str
+    scope: str
+    invalid_message: NotRequired[str]
+    queue: NotRequired[Callable[[Context], Hashable] | None]
+    streams_body: NotRequired[bool]
+    idempotency: NotRequired[bool]
+
+
+def operation(handler: Handler, **fields: Unpack[OperationFields]) -> Operation:
     """One method of a route; `scope` is what it needs, `queue` (edits only) what it waits in;
     `streams_body` (see Operation) for a handler that reads a large body as a stream; `idempotency`
     False for a write whose answer must never be stored (it carries a secret)."""
-    return Operation(method, handler, name, scope, invalid_message, queue, streams_body, idempotency)
+    return Operation(handler=handler, **fields)
 
 
 class ApiRoute(Route):
@@ -97,31 +101,10 @@ class ApiRoute(Route):
         return match, child
 
 
-def api_route(
-    path: str,
-    handler: Handler,
-    *,
-    method: str,
-    name: str,
-    scope: str,
-    invalid_message: str = messages.RELATION_INVALID,
-    queue: Callable[[Context], Hashable] | None = None,
-    streams_body: bool = False,
-    idempotency: bool = True,
-) -> ApiRoute:
+def api_route(path: str, handler: Handler, **fields: Unpack[OperationFields]) -> ApiRoute:
     """An authenticated API route for one method, requiring `scope`. Writes honour `Idempotency-Key`
     unless `idempotency` is False (an answer that carries a secret must never be stored)."""
-    op = operation(
-        handler,
-        method=method,
-        name=name,
-        scope=scope,
-        invalid_message=invalid_message,
-        queue=queue,
-        streams_body=streams_body,
-        idempotency=idempotency,
-    )
-    return ApiRoute(path, [op])
+    return ApiRoute(path, [operation(handler, **fields)])
 
 
 def _segments(path: str) -> list[tuple[str, str | None]]:

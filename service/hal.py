@@ -93,11 +93,13 @@ def links_for(request: Request) -> Links:
 
 @dataclass(frozen=True)
 class Paging:
-    """`?page=`, `?pageSize=` and `?cursor=` as given (a cursor is read against its list later)."""
+    """`?page=`, `?pageSize=` and `?cursor=` as given (a cursor is read against its list later);
+    `cursor_parameter` names the parameter the cursor came in, for the error about a bad one."""
 
     page: int
     page_size: int
     cursor: str | None = None
+    cursor_parameter: str = "cursor"
 
     @property
     def offset(self) -> int:
@@ -138,6 +140,32 @@ class Edges:
     cursors: Cursors
 
 
+@dataclass(frozen=True)
+class Around:
+    """A page's number and where its `next` and `prev` links lead: after its last item and before its
+    first (None where there is no such link; `prev_page` for the empty page past the end of `?page=`,
+    which keeps a `prev` page link)."""
+
+    page: int
+    next: Position | None
+    prev: Position | None
+    prev_page: int | None
+
+
+def around(window: PageStart, edges: Edges | None, total_pages: int) -> Around:
+    """Where the links of a page lead, whichever representation writes them."""
+    page = window.page
+    if edges and not window.forward and not edges.more:
+        page = 1  # read back to the list's start
+    if edges is None:
+        past_end = window.cursor is None and 1 < page <= total_pages + 1
+        return Around(page, None, None, page - 1 if past_end else None)
+    after = Position(True, page + 1, edges.last) if edges.more or not window.forward else None
+    backward = (window.cursor is not None or window.offset) if window.forward else edges.more
+    before = Position(False, max(page - 1, 1), edges.first) if backward else None
+    return Around(page, after, before, None)
+
+
 def paged(
     request: Request,
     links: Links,
@@ -153,31 +181,22 @@ def paged(
     cursor links right after the page's last item and before its first (`edges`, None for an empty
     page); an empty page of `?page=` past the end keeps a `prev` page link."""
     total_pages = math.ceil(total / window.page_size) if total else 0
-    page = window.page
-    if edges and not window.forward and not edges.more:
-        page = 1  # read back to the list's start
+    found = around(window, edges, total_pages)
     hal_links: dict[str, Any] = {
         "self": {"href": list_href(request, links, window.page, window.cursor)},
         key: [item["_links"]["self"] for item in items],
         "page": {"href": links.base + request_path(request) + "{?page,pageSize}", "templated": True},
     }
-    if edges is not None:
-        if edges.more or not window.forward:
-            after = Position(True, page + 1, edges.last)
-            hal_links["next"] = {
-                "href": list_href(request, links, 0, edges.cursors.make(window.scope, after))
-            }
-        if (window.cursor is not None or window.offset) if window.forward else edges.more:
-            before = Position(False, max(page - 1, 1), edges.first)
-            hal_links["prev"] = {
-                "href": list_href(request, links, 0, edges.cursors.make(window.scope, before))
-            }
-    elif window.cursor is None and 1 < page <= total_pages + 1:
-        hal_links["prev"] = {"href": list_href(request, links, page - 1, None)}
+    for rel, position in (("next", found.next), ("prev", found.prev)):
+        if edges is not None and position is not None:
+            cursor = edges.cursors.make(window.scope, position)
+            hal_links[rel] = {"href": list_href(request, links, 0, cursor)}
+    if found.prev_page is not None:
+        hal_links["prev"] = {"href": list_href(request, links, found.prev_page, None)}
     return {
         "_totalItems": total,
         "_totalPages": total_pages,
-        "_page": page,
+        "_page": found.page,
         "_pageSize": window.page_size,
         "_links": hal_links,
         "_embedded": {key: list(items)},
@@ -191,8 +210,8 @@ def list_href(request: Request, links: Links, page: int, cursor: str | None) -> 
     return f"{links.base}{request_path(request)}?{urlencode([first, *query])}"
 
 
-# `page[number]` too: the child lists also read JSON:API's spelling (service/jsonapi.py).
-PAGING = frozenset({"page", "cursor", "page[number]"})
+# JSON:API's spellings too: the child lists also read them (service/jsonapi.py).
+PAGING = frozenset({"page", "cursor", "page[number]", "page[after]", "page[before]"})
 
 
 def link_header(request: Request, links: Links, body: Mapping[str, Any]) -> str:
@@ -215,34 +234,3 @@ def iso(moment: Any) -> str:
     asyncpg gives timestamptz in UTC; C's isoformat costs 1.3 µs where formatting by hand cost 2."""
     text: str = moment.isoformat()
     return text[:19] + "Z"
-
-
-def numbered(
-    request: Request,
-    links: Links,
-    *,
-    key: str,
-    items: Sequence[Mapping[str, Any]],
-    total: int,
-    paging: Paging,
-) -> dict[str, Any]:
-    """A HAL page of a list paged by number only (no cursor; webhooks' short lists): `next`/`prev`
-    are page links."""
-    total_pages = math.ceil(total / paging.page_size) if total else 0
-    hal_links: dict[str, Any] = {
-        "self": {"href": list_href(request, links, paging.page, None)},
-        key: [item["_links"]["self"] for item in items],
-        "page": {"href": links.base + request_path(request) + "{?page,pageSize}", "templated": True},
-    }
-    if paging.page < total_pages:
-        hal_links["next"] = {"href": list_href(request, links, paging.page + 1, None)}
-    if 1 < paging.page <= total_pages + 1:
-        hal_links["prev"] = {"href": list_href(request, links, paging.page - 1, None)}
-    return {
-        "_totalItems": total,
-        "_totalPages": total_pages,
-        "_page": paging.page,
-        "_pageSize": paging.page_size,
-        "_links": hal_links,
-        "_embedded": {key: list(items)},
-    }

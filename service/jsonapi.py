@@ -18,8 +18,9 @@ from starlette.responses import Response
 from starlette.types import Scope
 
 from service import messages
+from service.cursors import PageStart, Position
 from service.errors import ApiError, BadRequest, NotAcceptable, UnsupportedMediaType, ValidationFailed
-from service.hal import MAX_PAGE_SIZE, Links, Paging, _positive_int, request_path
+from service.hal import MAX_PAGE_SIZE, PAGING, Edges, Links, Paging, _positive_int, around, request_path
 from service.idempotency.service import HEADER as IDEMPOTENCY_KEY
 
 JSON_API = "application/vnd.api+json"
@@ -209,6 +210,9 @@ def error_response(error: ApiError) -> Response:
 # --- reading a list: paging and the linkage document ---
 
 PAGE_PARAMETERS = {"page[number]": "page", "page[size]": "pageSize"}
+# The cursor pagination profile's: the page after a next link's cursor, or before a prev link's.
+AFTER, BEFORE = "page[after]", "page[before]"
+CURSOR_PARAMETERS = (AFTER, BEFORE)
 # Parameters of JSON:API's own that a relationship's linkage cannot honour: 400, as JSON:API says.
 REFUSED_PARAMETERS = ("include", "sort")
 
@@ -223,19 +227,32 @@ def refuse_parameters(request: Request) -> None:
 
 
 def paging(request: Request) -> Paging:
-    """`page[number]`/`page[size]` (JSON:API's page-based strategy) beside our `page`/`pageSize`; given
-    both, JSON:API's spelling wins (OpenAPI cannot say "not both", so neither do we). Any other
-    `page[…]` is 400 (cursors come with SPEC §8)."""
+    """`page[number]`/`page[size]` (JSON:API's page-based strategy) beside our `page`/`pageSize`, and
+    the cursor pagination profile's `page[after]`/`page[before]` beside our `cursor`; given both,
+    JSON:API's spelling wins (OpenAPI cannot say "not both", so neither do we). Any other `page[…]`
+    is 400, and so are `page[after]` and `page[before]` together (no range pagination)."""
     query = request.query_params
     for name in query:
-        if name.startswith("page[") and name not in PAGE_PARAMETERS:
+        if name.startswith("page[") and name not in PAGE_PARAMETERS and name not in CURSOR_PARAMETERS:
             raise BadRequest(
                 messages.JSON_API_PAGE_PARAMETER.format(name=name[:100]), source={"parameter": name[:100]}
             )
     given = Paging.from_request(request)
     number = _page_value(query.get("page[number]"), "page[number]", given.page, None)
     size = _page_value(query.get("page[size]"), "page[size]", given.page_size, MAX_PAGE_SIZE)
-    return Paging(number, size)
+    cursors = [name for name in CURSOR_PARAMETERS if name in query]
+    if len(cursors) > 1:
+        raise BadRequest(messages.JSON_API_RANGE_PAGINATION, source={"parameter": "page[before]"})
+    if cursors:
+        return Paging(number, size, query[cursors[0]], cursors[0])
+    return Paging(number, size, given.cursor)
+
+
+def check_direction(paging: Paging, window: PageStart) -> None:
+    """A `page[after]` cursor is a next link's (it reads forward), a `page[before]` one a prev link's."""
+    name = paging.cursor_parameter
+    if window.cursor is not None and name in CURSOR_PARAMETERS and window.forward != (name == AFTER):
+        raise BadRequest(messages.JSON_API_CURSOR_DIRECTION.format(name=name), source={"parameter": name})
 
 
 def _page_value(raw: str | None, name: str, default: int, limit: int | None) -> int:
@@ -246,24 +263,29 @@ def _page_value(raw: str | None, name: str, default: int, limit: int | None) -> 
         raise BadRequest(message, source={"parameter": name}) from None
 
 
-def paging_links(request: Request, links: Links, *, paging: Paging, total: int) -> dict[str, str | None]:
+def paging_links(
+    request: Request, links: Links, *, window: PageStart, edges: Edges | None, total: int
+) -> dict[str, str | None]:
     """`first`, `prev`, `next` of a page (null where there is none, as the cursor pagination profile
-    has them), keeping the request's other parameters. The one place that builds them: SPEC §8's
-    cursors replace the page numbers here (`page[after]`/`page[before]`)."""
+    has them), keeping the request's other parameters: `next` and `prev` carry the cursors HAL's
+    links carry (service.hal.around), as `page[after]` and `page[before]`; `first` is page 1."""
     path = links.base + request_path(request)
-    dropped = {"page", "pageSize", *PAGE_PARAMETERS}
+    dropped = {"page", "pageSize", *PAGING, *PAGE_PARAMETERS}
     kept = [(name, value) for name, value in request.query_params.multi_items() if name not in dropped]
 
-    def href(number: int) -> str:
-        page = [("page[number]", str(number)), ("page[size]", str(paging.page_size))]
-        return f"{path}?{urlencode([*page, *kept])}"
+    def href(name: str, value: str) -> str:
+        return f"{path}?{urlencode([(name, value), ('page[size]', str(window.page_size)), *kept])}"
 
-    pages = -(-total // paging.page_size)
-    return {
-        "first": href(1),
-        "prev": href(paging.page - 1) if 1 < paging.page <= pages + 1 else None,
-        "next": href(paging.page + 1) if paging.page < pages else None,
-    }
+    def cursor(name: str, position: Position | None) -> str | None:
+        if edges is None or position is None:
+            return None
+        return href(name, edges.cursors.make(window.scope, position))
+
+    found = around(window, edges, -(-total // window.page_size))
+    prev = cursor(BEFORE, found.prev)
+    if found.prev_page is not None:
+        prev = href("page[number]", str(found.prev_page))
+    return {"first": href("page[number]", "1"), "prev": prev, "next": cursor(AFTER, found.next)}
 
 
 def type_name(object_type: str) -> str:
@@ -287,7 +309,8 @@ def linkage(
     object_type: str,
     one: bool,
     total: int,
-    paging: Paging,
+    window: PageStart,
+    edges: Edges | None,
     related: str,
 ) -> dict[str, Any]:
     """A relationship's resource linkage: `data` (identifiers in list order; for cardinality one an
@@ -299,5 +322,5 @@ def linkage(
     if one:
         data = identifiers[0] if identifiers else None
     else:
-        document_links |= paging_links(request, links, paging=paging, total=total)
+        document_links |= paging_links(request, links, window=window, edges=edges, total=total)
     return {"data": data, "links": document_links, "meta": {"total": total}, "jsonapi": JSONAPI_MEMBER}

@@ -22,9 +22,9 @@ UNSUPPORTED_MEDIA_TYPE = "Content-Type '{media_type}' is not supported here."
 INVALID_VERSION = "Api-Version '{version}' is not supported; use 2."
 INVALID_PAGE = "Query parameter 'page' must be an integer of at least 1."
 INVALID_PAGE_SIZE = "Query parameter 'pageSize' must be an integer from 1 to 1000."
-CURSOR_MALFORMED = "Query parameter 'cursor' is malformed: pass the cursor of a next or prev link unchanged."
+CURSOR_MALFORMED = "Query parameter '{name}' is malformed: pass the cursor of a next or prev link unchanged."
 CURSOR_FOREIGN = (
-    "Query parameter 'cursor' does not belong here: it was changed, or made for another list, "
+    "Query parameter '{name}' does not belong here: it was changed, or made for another list, "
     "page size or project."
 )
 INVALID_GUID = "'{value}' is not a valid GUID."
@@ -141,7 +141,16 @@ JSON_API_AS_JSON = (
 JSON_API_DATA_MISSING = "A JSON:API document must contain 'data'."
 JSON_API_DATA_AND_ERRORS = "A JSON:API document cannot contain both 'data' and 'errors'."
 JSON_API_PAGE_PARAMETER = (
-    "Query parameter '{name}' is not supported here: page with 'page[number]' and 'page[size]'."
+    "Query parameter '{name}' is not supported here: page with 'page[size]' and 'page[after]' or "
+    "'page[before]' (the cursors of the next and prev links), or 'page[number]'."
+)
+JSON_API_RANGE_PAGINATION = (
+    "Query parameters 'page[after]' and 'page[before]' cannot be given together: range pagination is "
+    "not supported."
+)
+JSON_API_CURSOR_DIRECTION = (
+    "Query parameter '{name}' holds a cursor for the other direction: pass a next link's cursor as "
+    "'page[after]' and a prev link's as 'page[before]'."
 )
 JSON_API_INVALID_PAGE_NUMBER = "Query parameter 'page[number]' must be an integer of at least 1."
 JSON_API_INVALID_PAGE_SIZE = "Query parameter 'page[size]' must be an integer from 1 to 1000."

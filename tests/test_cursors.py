@@ -33,14 +33,17 @@ def test_a_cursor_reads_back_what_was_made() -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda c: "garbage", messages.CURSOR_MALFORMED),
-        (lambda c: c[:-3], messages.CURSOR_MALFORMED),
-        (lambda c: c[: len(c) // 2], messages.CURSOR_MALFORMED),
-        (lambda c: "A" + c[1:] if c[0] != "A" else "B" + c[1:], messages.CURSOR_FOREIGN),
-        (lambda c: c.replace(".", ".A", 1)[:-1], messages.CURSOR_FOREIGN),
-        (lambda c: c + "é", messages.CURSOR_MALFORMED),
-        (lambda c: "!!.!!", messages.CURSOR_MALFORMED),
-        (lambda c: c * 40, messages.CURSOR_MALFORMED),
+        (lambda c: "garbage", messages.CURSOR_MALFORMED.format(name="cursor")),
+        (lambda c: c[:-3], messages.CURSOR_MALFORMED.format(name="cursor")),
+        (lambda c: c[: len(c) // 2], messages.CURSOR_MALFORMED.format(name="cursor")),
+        (
+            lambda c: "A" + c[1:] if c[0] != "A" else "B" + c[1:],
+            messages.CURSOR_FOREIGN.format(name="cursor"),
+        ),
+        (lambda c: c.replace(".", ".A", 1)[:-1], messages.CURSOR_FOREIGN.format(name="cursor")),
+        (lambda c: c + "é", messages.CURSOR_MALFORMED.format(name="cursor")),
+        (lambda c: "!!.!!", messages.CURSOR_MALFORMED.format(name="cursor")),
+        (lambda c: c * 40, messages.CURSOR_MALFORMED.format(name="cursor")),
     ],
 )
 def test_a_changed_cursor_is_refused(change: Any, message: str) -> None:
@@ -60,7 +63,7 @@ def test_a_cursor_is_bound_to_its_scope_key_and_shape() -> None:
     ):
         with pytest.raises(BadRequest) as refused:
             reader.read(other, made, shape)
-        assert refused.value.message == messages.CURSOR_FOREIGN
+        assert refused.value.message == messages.CURSOR_FOREIGN.format(name="cursor")
     # Signed content of another shape (a list whose keys changed form) is malformed, not trusted.
     with pytest.raises(BadRequest):
         cursors.read("scope", made, (str, int))
@@ -193,7 +196,10 @@ async def test_the_cursor_and_page_agree_with_a_changed_page_size(
         f"{lists.paths['parent']}?cursor={cursor}&pageSize=3", headers=lists.project.headers
     )
     assert response.status_code == 400
-    assert error_of(response) == {"code": "BadRequest", "message": messages.CURSOR_FOREIGN}
+    assert error_of(response) == {
+        "code": "BadRequest",
+        "message": messages.CURSOR_FOREIGN.format(name="cursor"),
+    }
 
 
 async def test_bad_cursors_are_400_on_every_route(
@@ -213,12 +219,12 @@ async def test_bad_cursors_are_400_on_every_route(
         cursor = cursors[route]
         foreign = cursors[routes[(number + 1) % len(routes)]]
         cases = [
-            (lists.project, "garbage", messages.CURSOR_MALFORMED),
-            (lists.project, "", messages.CURSOR_MALFORMED),
-            (lists.project, cursor[:-4], messages.CURSOR_MALFORMED),
-            (lists.project, cursor.split(".")[0], messages.CURSOR_MALFORMED),
-            (lists.project, foreign, messages.CURSOR_FOREIGN),
-            (other, cursor, messages.CURSOR_FOREIGN),
+            (lists.project, "garbage", messages.CURSOR_MALFORMED.format(name="cursor")),
+            (lists.project, "", messages.CURSOR_MALFORMED.format(name="cursor")),
+            (lists.project, cursor[:-4], messages.CURSOR_MALFORMED.format(name="cursor")),
+            (lists.project, cursor.split(".")[0], messages.CURSOR_MALFORMED.format(name="cursor")),
+            (lists.project, foreign, messages.CURSOR_FOREIGN.format(name="cursor")),
+            (other, cursor, messages.CURSOR_FOREIGN.format(name="cursor")),
         ]
         for owner, given, message in cases:
             response = await client.get(joined(path, f"cursor={given}&pageSize=2"), headers=owner.headers)
@@ -228,7 +234,9 @@ async def test_bad_cursors_are_400_on_every_route(
         response = await client.get(
             joined(path, f"cursor={cursor}&pageSize=5"), headers=lists.project.headers
         )
-        assert response.status_code == 400 and error_of(response)["message"] == messages.CURSOR_FOREIGN
+        assert response.status_code == 400 and error_of(response)[
+            "message"
+        ] == messages.CURSOR_FOREIGN.format(name="cursor")
 
 
 async def test_a_filter_is_part_of_the_list(client: httpx.AsyncClient, lists: Lists) -> None:

@@ -15,11 +15,13 @@ from starlette.applications import Starlette
 
 from service import jsonapi, messages
 from service.child_lists import queries as list_queries
+from service.db import Database
 from service.errors import ServiceUnavailable, TooManyRequests, ValidationFailed
 from service.jsonapi import JSON_API
 from service.middleware import error_response
+from service.relations.queries import POSITION_GAP
 from tests.child_lists.helpers import listing, path
-from tests.conftest import Project, error_of, guid
+from tests.conftest import MakeProject, Project, error_of, guid
 
 JSON_API_HEADERS = {"Content-Type": JSON_API, "Accept": JSON_API}
 
@@ -131,7 +133,11 @@ async def test_linkage_in_list_order_with_links_and_total(
         url = page.json()["links"]["next"]
     assert seen == ids
     last = page.json()["links"]
-    assert dict(parse_qsl(urlsplit(last["prev"]).query)) == {"page[number]": "2", "page[size]": "2"}
+    assert last["next"] is None
+    # `next` and `prev` are cursor links (the cursor pagination profile's page[after]/page[before]).
+    assert set(dict(parse_qsl(urlsplit(last["prev"]).query))) == {"page[before]", "page[size]"}
+    back = await client.get(last["prev"], headers={**project.headers, "Accept": JSON_API})
+    assert back.json()["data"] == identifiers("order-item", *ids[2:4])
 
     # Our own page/pageSize work too; other query parameters stay in the paging links.
     spelt = {"page[number]": "3", "page[size]": "2"}
@@ -140,10 +146,106 @@ async def test_linkage_in_list_order_with_links_and_total(
     ours = await read(client, project, path(parent, alias), page="2", pageSize="2", **{"api-version": "2"})
     assert ours.json()["data"] == identifiers("order-item", *ids[2:4])
     query = dict(parse_qsl(urlsplit(ours.json()["links"]["next"]).query))
-    assert query == {"page[number]": "3", "page[size]": "2", "api-version": "2"}
+    assert set(query) == {"page[after]", "page[size]", "api-version"}
+    assert (query["page[size]"], query["api-version"]) == ("2", "2")
+    after = await client.get(ours.json()["links"]["next"], headers={**project.headers, "Accept": JSON_API})
+    assert after.json()["data"] == identifiers("order-item", ids[4])
 
     related = await client.get(links["related"], headers=project.headers)
     assert [item["childId"] for item in related.json()["_embedded"]["relations"]] == ids
+
+
+# --- cursors: the cursor pagination profile's page[after] and page[before] (SPEC §8) ---
+
+DEEP_LIST = 12_000
+DEEP_PAGE = 1_000
+LOAD_LIST = f"""
+INSERT INTO relation (project, type_alias, parent, child, position)
+SELECT $1, $2, $3, md5($1 || 'deep' || g)::uuid, g::bigint * {POSITION_GAP}
+FROM generate_series(1, $4) AS g"""
+ORDERED = """
+SELECT child::text FROM relation WHERE project = $1 AND parent = $2 AND type_alias = $3
+ORDER BY position, id OFFSET $4 LIMIT $5"""
+
+
+def query_of(href: str) -> dict[str, str]:
+    return dict(parse_qsl(urlsplit(href).query))
+
+
+async def test_a_deep_cursor_step_reads_the_rows_sql_orders(
+    client: httpx.AsyncClient, db: Database, project: Project
+) -> None:
+    """Following `next` through a 12,000-item list: each page is the list's rows at that depth, read by
+    the key after the previous page (the statement tests/test_query_plans.py shows to be an index
+    range), and `prev` from deep in it is the page before."""
+    alias = await make_type(client, project)
+    parent = uuid.uuid4()
+    await db.execute(LOAD_LIST, project.alias, alias, parent, DEEP_LIST)
+    url: str | None = path(str(parent), alias) + f"?page%5Bsize%5D={DEEP_PAGE}"
+    pages = []
+    while url is not None:
+        page = await client.get(url, headers={**project.headers, "Accept": JSON_API})
+        assert page.status_code == 200, page.text
+        pages.append(page.json())
+        url = page.json()["links"]["next"]
+    assert len(pages) == DEEP_LIST // DEEP_PAGE
+    last = pages[-1]
+    assert last["meta"] == {"total": DEEP_LIST}
+    deep = (DEEP_LIST // DEEP_PAGE - 1) * DEEP_PAGE
+    expected = [
+        row["child"] for row in await db.fetch(ORDERED, project.alias, parent, alias, deep, DEEP_PAGE)
+    ]
+    assert [item["id"] for item in last["data"]] == expected
+    # The step to the last page went by cursor, and page[number] still answers the same rows.
+    assert "page[after]" in query_of(pages[-2]["links"]["next"])
+    numbered = await read(
+        client, project, path(str(parent), alias), **{"page[number]": "12", "page[size]": str(DEEP_PAGE)}
+    )
+    assert numbered.json()["data"] == last["data"]
+    back = await client.get(last["links"]["prev"], headers={**project.headers, "Accept": JSON_API})
+    assert back.json()["data"] == pages[-2]["data"]
+
+
+async def test_bad_cursors_are_400_with_the_parameter(
+    client: httpx.AsyncClient, project: Project, make_project: MakeProject
+) -> None:
+    parent, ids = guid(), [guid() for _ in range(5)]
+    await client.put(path(parent), json=ids, headers=project.headers)
+    first = await read(client, project, path(parent), **{"page[size]": "2"})
+    after = query_of(first.json()["links"]["next"])["page[after]"]
+    second = await read(client, project, path(parent), **{"page[size]": "2", "page[after]": after})
+    before = query_of(second.json()["links"]["prev"])["page[before]"]
+    assert second.json()["data"] == identifiers("unknown", *ids[2:4])
+
+    other = await make_project()
+    tampered = ("A" if after[0] != "A" else "B") + after[1:]
+    cases = [
+        (project, {"page[after]": tampered}, messages.CURSOR_FOREIGN.format(name="page[after]")),
+        (project, {"page[after]": after[:-3]}, messages.CURSOR_MALFORMED.format(name="page[after]")),
+        (other, {"page[after]": after}, messages.CURSOR_FOREIGN.format(name="page[after]")),
+        (
+            project,
+            {"page[size]": "3", "page[after]": after},
+            messages.CURSOR_FOREIGN.format(name="page[after]"),
+        ),
+        (project, {"page[before]": after}, messages.JSON_API_CURSOR_DIRECTION.format(name="page[before]")),
+        (project, {"page[after]": before}, messages.JSON_API_CURSOR_DIRECTION.format(name="page[after]")),
+        (project, {"page[after]": after, "page[before]": before}, messages.JSON_API_RANGE_PAGINATION),
+    ]
+    for owner, given, detail in cases:
+        response = await read(client, owner, path(parent), **{"page[size]": "2", **given})
+        assert response.status_code == 400, (given, response.text)
+        (error,) = errors_of(response)
+        assert (error["code"], error["detail"]) == ("BadRequest", detail), given
+        assert error["source"]["parameter"] in given, given
+    # A HAL read names the parameter in the envelope of SPEC §3.
+    hal = await read(
+        client, project, path(parent), accept="*/*", **{"page[size]": "2", "page[after]": tampered}
+    )
+    assert error_of(hal) == {
+        "code": "BadRequest",
+        "message": messages.CURSOR_FOREIGN.format(name="page[after]"),
+    }
 
 
 async def test_the_types_read_are_accepted_back(client: httpx.AsyncClient, project: Project) -> None:
@@ -245,7 +347,9 @@ async def test_other_routes_never_406(client: httpx.AsyncClient, project: Projec
 async def test_query_parameters_json_api_refuses(client: httpx.AsyncClient, project: Project) -> None:
     url = path(guid())
     cases = {
-        "page[after]": messages.JSON_API_PAGE_PARAMETER.format(name="page[after]"),
+        "page[offset]": messages.JSON_API_PAGE_PARAMETER.format(name="page[offset]"),
+        "page[after]": messages.CURSOR_MALFORMED.format(name="page[after]"),
+        "page[before]": messages.CURSOR_MALFORMED.format(name="page[before]"),
         "include": messages.JSON_API_PARAMETER_UNSUPPORTED.format(name="include"),
         "sort": messages.JSON_API_PARAMETER_UNSUPPORTED.format(name="sort"),
     }

@@ -34,9 +34,10 @@ STATE_DEPENDENT = ["2xx", "401", "403", "404", "409", "412", "422", "429"]
 # coverage phases send the spec's example key, and generated keys come from a small space, so most writes
 # would otherwise reuse a key with another body (422 by design) and never reach the code behind it.
 # Invalid keys (the negative cases) are sent as generated.
-# A `cursor` of the right shape is state too: only one the service signed for that very list, page size
-# and project is good (any other is 400 by design, tested in tests/test_cursors.py), so a schema-valid
-# cursor is left out; malformed ones (the negative cases) are sent as generated.
+# A `cursor` (or JSON:API's `page[after]`, `page[before]`) of the right shape is state too: only one
+# the service signed for that very list, page size and project is good (any other is 400 by design,
+# tested in tests/test_cursors.py), so a schema-valid cursor is left out; malformed ones (the negative
+# cases) are sent as generated.
 HOOKS = """
 import json
 import re
@@ -61,9 +62,10 @@ def before_call(context, case, kwargs):
     key = (case.headers or {}).get("Idempotency-Key")
     if isinstance(key, str) and VALID_KEY.fullmatch(key):
         case.headers["Idempotency-Key"] = uuid.uuid4().hex
-    cursor = (case.query or {}).get("cursor")
-    if isinstance(cursor, str) and len(cursor) <= 1024 and CURSOR_SHAPE.fullmatch(cursor):
-        del case.query["cursor"]
+    for name in ("cursor", "page[after]", "page[before]"):
+        cursor = (case.query or {}).get(name)
+        if isinstance(cursor, str) and len(cursor) <= 1024 and CURSOR_SHAPE.fullmatch(cursor):
+            del case.query[name]
     # The change feed: a valid `wait` holds the request up to 30 s and an event stream never ends;
     # both are tested on their own (tests/changes), here they would only stall the run.
     # A schema-valid `since` is still only a cursor if the service made it (else 400): "now" is one.

@@ -15,11 +15,11 @@ from service.bodies import JSON_API, media_type, path_guid
 from service.child_lists import queries, service
 from service.child_lists.bodies import Edit, read_delete, read_json_api, read_patch, read_post, read_put
 from service.child_lists.service import ListEdit, check_spec, read_alias
-from service.cursors import ListKey, PageStart
+from service.cursors import ListKey, PageStart, Slice
 from service.db import Record
 from service.endpoint import ApiRoute, Context, operation
 from service.errors import RelationTypeNotFound, UnsupportedMediaType
-from service.hal import Paging, link_header
+from service.hal import link_header
 from service.relation_types import queries as type_queries
 from service.relations.model import represent_page
 
@@ -35,17 +35,18 @@ def by_position(row: Record) -> ListKey:
 
 
 def json_api_list(
-    ctx: Context, row: Record, parent: uuid.UUID, rows: list[Record], total: int, paging: Paging
+    ctx: Context, row: Record, parent: uuid.UUID, page: Slice, window: PageStart
 ) -> dict[str, Any]:
     related = ctx.links.href("relations:list-by-parent", guid=parent)
     return jsonapi.linkage(
         ctx.request,
         ctx.links,
-        children=[str(child["child"]) for child in rows],
+        children=[str(child["child"]) for child in page.rows],
         object_type=row["child_object_type"],
         one=row["cardinality"] == "one",
-        total=total,
-        paging=paging,
+        total=page.total,
+        window=window,
+        edges=ctx.edges(page, by_position),
         related=f"{related}?{urlencode({'relationType': row['alias']})}",
     )
 
@@ -56,26 +57,23 @@ async def get_list(ctx: Context) -> Response:
     json_api = jsonapi.negotiate(ctx.request)  # else HAL, as for every other Accept
     if json_api:
         jsonapi.refuse_parameters(ctx.request)
-    # JSON:API's page-based `page[number]`/`page[size]` too (by offset); HAL pages also take a cursor.
+    # JSON:API's `page[number]`/`page[size]` (by offset) and `page[after]`/`page[before]` (cursors)
+    # beside `page`, `pageSize` and `cursor`, in either representation.
     paging = jsonapi.paging(ctx.request)
     row = await type_queries.get(ctx.db, project=ctx.project, alias=spec.alias)
     if row is None:
         raise RelationTypeNotFound(spec.alias)
     check_spec(spec, row)
-    if json_api:
-        if row["cardinality"] == "one":  # to-one linkage is one identifier, never paged
-            paging = Paging(1, paging.page_size)
-        window = PageStart(paging.page, paging.page_size, True, queries.START, paging.offset, LIST_NAME)
-    else:
-        given = Paging(paging.page, paging.page_size, ctx.paging().cursor)
-        window = ctx.window(LIST_NAME, queries.START, paging=given)
+    # A to-one linkage is one identifier, never paged.
+    one = json_api and row["cardinality"] == "one"
+    window = ctx.window(LIST_NAME, queries.START, paging=paging, first_page=one)
+    jsonapi.check_direction(paging, window)
     page, etag = await queries.page(
         ctx.db, project=ctx.project, alias=spec.alias, parent=parent, window=window
     )
     headers = {"ETag": etag, "Vary": "Accept"}
     if json_api:
-        body = json_api_list(ctx, row, parent, page.rows, page.total, paging)
-        return jsonapi.JsonApiResponse(body, headers=headers)
+        return jsonapi.JsonApiResponse(json_api_list(ctx, row, parent, page, window), headers=headers)
     items = represent_page(ctx.links, page.rows)
     return ctx.page(
         key="relations", items=items, window=window, page=page, key_of=by_position, headers=headers
@@ -111,7 +109,6 @@ async def edit_list(ctx: Context) -> Response:
     spec = read_alias(ctx.path["alias"])
     edit, json_api = read_edit(ctx)
     window = ctx.window(LIST_NAME, queries.START, first_page=True)
-    paging = Paging(1, window.page_size)
     done = await service.edit_list(
         ctx.db,
         ListEdit(
@@ -122,14 +119,14 @@ async def edit_list(ctx: Context) -> Response:
             method=ctx.request.method,
             json_api=json_api,
             if_match=ctx.request.headers.get("if-match"),
-            page_size=paging.page_size,
+            page_size=window.page_size,
             may_create_types=TYPES_WRITE in ctx.principal.scopes,
         ),
     )
     if json_api:
         return Response(status_code=204, headers={"ETag": done.etag})
     if jsonapi.negotiate(ctx.request):  # a Strapi or Backendless edit from a JSON:API client
-        linkage = json_api_list(ctx, done.list_type, parent, done.page.rows, done.page.total, paging)
+        linkage = json_api_list(ctx, done.list_type, parent, done.page, window)
         linkage["meta"]["changes"] = done.changes
         return jsonapi.JsonApiResponse(linkage, headers={"ETag": done.etag})
     items = represent_page(ctx.links, done.page.rows)

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from service.cursors import MAX_INT, ListKey, PageStart, Slice, fetch, statements
 from service.db import Database, Record
 from service.webhooks.model import WebhookFields
 
@@ -15,10 +16,18 @@ COLUMNS = """project, id, url, events, description, enabled, disabled_reason, se
     previous_secret_until, created_at, updated_at"""
 LIMIT_PER_PROJECT = 100
 
-LIST = f"""
-SELECT {COLUMNS}, count(*) OVER () AS total FROM webhook WHERE project = $1 ORDER BY created_at, id
-"""
-COUNT = "SELECT count(*) FROM webhook WHERE project = $1"
+# GET /webhook: oldest first, by webhook_by_created (project, created_at, id); keys (created_at, id)
+# travel as text. The total counts the project's webhooks, of which there are at most LIMIT_PER_PROJECT.
+LIST = statements(
+    total="SELECT count(*) AS total FROM webhook WHERE project = $1",
+    select=f"{COLUMNS} FROM webhook",
+    where="project = $1",
+    order=("created_at", "id"),
+    key_at=2,
+    key_types=("timestamptz", "uuid"),
+)
+# Before every webhook: where the list's first page starts.
+START: ListKey = ("-infinity", str(uuid.UUID(int=0)))
 GET = f"SELECT {COLUMNS} FROM webhook WHERE project = $1 AND id = $2"
 LOCK = f"SELECT {COLUMNS} FROM webhook WHERE project = $1 AND id = $2 FOR UPDATE"
 # The count and the insert in one statement, under the project's row lock: two concurrent creates
@@ -62,11 +71,19 @@ RETURNING id
 DELIVERY_COLUMNS = """project, webhook_id, id, event_id, event_type, state, attempts, next_attempt_at,
     last_status, last_error, last_attempt_at, delivered_at, created_at,
     (claim IS NOT NULL AND next_attempt_at > clock_timestamp()) AS in_flight"""
-DELIVERIES = f"""
-SELECT {DELIVERY_COLUMNS}, count(*) OVER () AS total FROM webhook_delivery
-WHERE project = $1 AND webhook_id = $2 ORDER BY id DESC
-"""
-COUNT_DELIVERIES = "SELECT count(*) FROM webhook_delivery WHERE project = $1 AND webhook_id = $2"
+# GET /webhook/{id}/deliveries: newest first, by the primary key (project, webhook_id, id) backwards;
+# the total from webhook_delivery_count (schema.sql's triggers).
+DELIVERIES = statements(
+    total="""SELECT coalesce(max(size), 0) AS total FROM webhook_delivery_count
+             WHERE project = $1 AND webhook_id = $2""",
+    select=f"{DELIVERY_COLUMNS} FROM webhook_delivery",
+    where="project = $1 AND webhook_id = $2",
+    order=("id",),
+    key_at=3,
+    descending=True,
+)
+# Before every delivery, newest first.
+DELIVERIES_START: ListKey = (MAX_INT,)
 GET_DELIVERY = f"""
 SELECT {DELIVERY_COLUMNS} FROM webhook_delivery WHERE project = $1 AND webhook_id = $2 AND id = $3
 """
@@ -130,8 +147,8 @@ FOR UPDATE SKIP LOCKED
 MOVE_CURSOR = "UPDATE webhook_dispatch SET position = $1, updated_at = clock_timestamp() WHERE singleton"
 
 
-async def list_page(db: Database, *, project: str, limit: int, offset: int) -> tuple[list[Record], int]:
-    return await db.fetch_page(LIST, COUNT, project, limit=limit, offset=offset)
+async def list_page(db: Database, *, project: str, window: PageStart) -> Slice:
+    return await fetch(db, LIST[not window.forward], (project,), window)
 
 
 async def get(db: Database, *, project: str, webhook_id: uuid.UUID) -> Record | None:
@@ -197,10 +214,8 @@ async def gone(
     return True
 
 
-async def deliveries_page(
-    db: Database, *, project: str, webhook_id: uuid.UUID, limit: int, offset: int
-) -> tuple[list[Record], int]:
-    return await db.fetch_page(DELIVERIES, COUNT_DELIVERIES, project, webhook_id, limit=limit, offset=offset)
+async def deliveries_page(db: Database, *, project: str, webhook_id: uuid.UUID, window: PageStart) -> Slice:
+    return await fetch(db, DELIVERIES[not window.forward], (project, webhook_id), window)
 
 
 async def get_delivery(

@@ -8,10 +8,10 @@ from starlette.responses import Response
 
 from service import messages
 from service.auth import WEBHOOKS_WRITE
+from service.cursors import ListKey
 from service.db import Record
 from service.endpoint import Context, api_route
 from service.errors import Conflict, NotFound, ServiceUnavailable
-from service.hal import numbered
 from service.webhooks import model, queries
 from service.webhooks.signing import SecretBox, new_secret
 
@@ -59,13 +59,19 @@ async def load_delivery(ctx: Context, hook: Record) -> Record:
     return found
 
 
+def by_creation(row: Record) -> ListKey:
+    return (row["created_at"].isoformat(), str(row["id"]))
+
+
+def by_id(row: Record) -> ListKey:
+    return (row["id"],)
+
+
 async def list_webhooks(ctx: Context) -> Response:
-    paging = ctx.paging()
-    rows, total = await queries.list_page(
-        ctx.db, project=ctx.project, limit=paging.page_size, offset=paging.offset
-    )
-    items = [model.represent(ctx.links, row) for row in rows]
-    return ctx.hal(numbered(ctx.request, ctx.links, key="webhooks", items=items, total=total, paging=paging))
+    window = ctx.window("webhooks:list", queries.START)
+    page = await queries.list_page(ctx.db, project=ctx.project, window=window)
+    items = [model.represent(ctx.links, row) for row in page.rows]
+    return ctx.page(key="webhooks", items=items, window=window, page=page, key_of=by_creation)
 
 
 async def create_webhook(ctx: Context) -> Response:
@@ -122,14 +128,10 @@ async def delete_webhook(ctx: Context) -> Response:
 
 async def list_deliveries(ctx: Context) -> Response:
     hook = await load_webhook(ctx)
-    paging = ctx.paging()
-    rows, total = await queries.deliveries_page(
-        ctx.db, project=ctx.project, webhook_id=hook["id"], limit=paging.page_size, offset=paging.offset
-    )
-    items = [model.represent_delivery(ctx.links, row) for row in rows]
-    return ctx.hal(
-        numbered(ctx.request, ctx.links, key="deliveries", items=items, total=total, paging=paging)
-    )
+    window = ctx.window("webhooks:deliveries", queries.DELIVERIES_START)
+    page = await queries.deliveries_page(ctx.db, project=ctx.project, webhook_id=hook["id"], window=window)
+    items = [model.represent_delivery(ctx.links, row) for row in page.rows]
+    return ctx.page(key="deliveries", items=items, window=window, page=page, key_of=by_id)
 
 
 async def get_delivery(ctx: Context) -> Response:
