@@ -2,8 +2,7 @@
 change (NOTIFY on `model.CHANNEL`, payload the project), so a waiting client costs nothing until then:
 no query per waiting client per interval. The service's own writes wake the worker's own waiters as
 soon as they commit (`committed`) and are notified to everyone else just after (`announce`: coalesced,
-one NOTIFY in flight per worker, sent on the listening connection itself so that it never queues for
-a pooled one); every other
+one NOTIFY in flight per worker); every other
 writer's commit trigger notifies itself (schema.sql). Other channels can be listened to on the same
 connection (`observe(channel=…)`: the webhook process's wake-ups).
 
@@ -137,24 +136,12 @@ class Listener:
             self._send.clear()
             projects, self._unsent = sorted(self._unsent), set()
             try:
-                await self._notify(projects)
+                await self._db.execute(NOTIFY, CHANNEL, projects)
             except Exception as error:  # an outage: the other workers' waits time out and read again
                 log.warning("change feed listener: cannot notify: %s", error)
                 await asyncio.sleep(DISCONNECTED_POLL_SECONDS)
 
-    async def _notify(self, projects: list[str]) -> None:
-        """On the listening connection (under load the pooled ones are taken by queued requests); on
-        the pool while it is not connected."""
-        connection = self._connection
-        if connection is None:
-            await self._db.execute(NOTIFY, CHANNEL, projects)
-            return
-        async with self._reading:
-            await connection.execute(NOTIFY, CHANNEL, projects)
-
     def _notified(self, connection: Any, pid: int, channel: str, payload: str) -> None:
-        if pid == connection.get_server_pid():
-            return  # this worker's own NOTIFY: its waiters were woken when it was queued
         if channel == CHANNEL:
             self._wake(payload)
             return
