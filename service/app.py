@@ -44,7 +44,6 @@ from service.schema import DatabaseUnreachable, migrate, when_reachable
 from service.settings import Settings
 from service.webhooks.routes import routes as webhook_routes
 from service.webhooks.signing import SecretBox
-from service.webhooks.worker import Webhooks
 
 log = logging.getLogger("service")
 
@@ -168,7 +167,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     # A key too short is refused here, at start-up; no key at all only switches webhooks off (503).
     box = SecretBox(settings.secret_key) if settings.secret_key else None
-    webhooks = Webhooks(settings, listener)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -183,7 +181,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 prune_changes_forever(db, retention_seconds=settings.changes_retention_seconds)
             ),
         ]
-        await webhooks.start()
         if db.replicas:
             await db.sample_once()  # know the replicas before the first request
             chores.append(asyncio.create_task(db.sample_replicas()))
@@ -196,7 +193,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
         try:
             yield
         finally:
-            await webhooks.stop()
             for chore in chores:
                 chore.cancel()
             await asyncio.gather(*chores, return_exceptions=True)
@@ -224,8 +220,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.authenticator = Authenticator(settings, db)
     app.state.rate_limits = rate_limits
     app.state.changes_listener = listener
-    app.state.after_write = listener.changed
     app.state.secret_box = box
-    app.state.wake_senders = webhooks.wake_senders
     app.state.link_templates = route_templates(routes)
     return app

@@ -1,15 +1,18 @@
-"""The `relations` command: serve, migrate, keys, projects, export, import."""
+"""The `relations` command: serve, webhooks, migrate, keys, projects, export, import."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import base64
+import contextlib
+import logging
 import os
 import secrets
 import signal
+import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -118,8 +121,6 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    import uvicorn
-
     embedded = not settings.database_url
     url = database_url(settings)
     try:
@@ -141,6 +142,16 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     certfile = args.ssl_certfile or settings.tls_cert
     scheme = "https" if certfile else "http"
     print(f"Serving on {scheme}://{host}:{port} — docs at /docs", flush=True)
+    with webhook_process(settings):
+        _run_uvicorn(args, settings, host=host, port=port, certfile=certfile)
+    return 0
+
+
+def _run_uvicorn(
+    args: argparse.Namespace, settings: Settings, *, host: str, port: int, certfile: str | None
+) -> None:
+    import uvicorn
+
     uvicorn.run(
         "service.app:create_app",
         factory=True,
@@ -165,6 +176,69 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         ssl_certfile=certfile,
         ssl_keyfile=args.ssl_keyfile or settings.tls_key,
     )
+
+
+@contextlib.contextmanager
+def webhook_process(settings: Settings) -> Iterator[None]:
+    """`relations webhooks` as a child of `relations serve` while the block runs (unless
+    RELATIONS_WEBHOOK_DELIVERY=false, or without RELATIONS_SECRET_KEY); stopped with SIGTERM after it,
+    so that it hands back the deliveries it holds before an embedded database stops."""
+    key = os.environ.get("RELATIONS_SECRET_KEY") or settings.secret_key
+    if not settings.webhook_delivery or not key:
+        if settings.webhook_delivery:
+            print("relations: webhooks are off: RELATIONS_SECRET_KEY is not set", file=sys.stderr)
+        yield
+        return
+    command = [sys.executable, "-m", "service.cli", "webhooks", "--parent", str(os.getpid())]
+    child = subprocess.Popen(command)
+    try:
+        yield
+    finally:
+        if child.poll() is None:
+            child.terminate()
+            try:
+                child.wait(timeout=WEBHOOK_STOP_SECONDS)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+
+
+WEBHOOK_STOP_SECONDS = 30
+
+
+def webhooks(args: argparse.Namespace, settings: Settings) -> int:
+    """Dispatch and send webhook deliveries until SIGTERM or SIGINT (README, Webhooks)."""
+    from service.webhooks.process import run_until
+
+    url = database_url(settings)
+    if not settings.database_url and not settings.secret_key:  # embedded: as `relations serve` does
+        os.environ["RELATIONS_SECRET_KEY"] = dev_secret_key(settings)
+    settings = Settings.from_env()  # with the embedded server's url and key
+    if not settings.secret_key:
+        print(
+            "relations: webhooks need RELATIONS_SECRET_KEY (the key that seals their secrets)",
+            file=sys.stderr,
+        )
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
+    )
+
+    async def main() -> None:
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stopping.set)
+        await when_reachable(lambda: migrate(url), wait_seconds=settings.startup_wait_seconds)
+        await run_until(stopping, settings, parent=args.parent)
+
+    import uvloop  # the event loop the API workers run on too
+
+    try:
+        uvloop.run(main())
+    except DatabaseUnreachable as error:
+        print(f"relations: webhooks: the database is unreachable ({error})", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -378,6 +452,11 @@ def parser() -> argparse.ArgumentParser:
     serve_cmd.set_defaults(run=serve)
 
     commands.add_parser("migrate", help="apply schema.sql").set_defaults(run=run_migrate)
+
+    hooks = commands.add_parser("webhooks", help="dispatch and send webhook deliveries (no HTTP API)")
+    # `relations serve` passes its pid: the webhook process stops when that process is gone.
+    hooks.add_argument("--parent", type=int, default=None, help=argparse.SUPPRESS)
+    hooks.set_defaults(run=webhooks)
 
     keys = commands.add_parser("keys", help="API keys").add_subparsers(dest="keys_command", required=True)
     create = keys.add_parser("create", help="create a key (and its project)")

@@ -7,7 +7,8 @@
     rate limit (429)         rate_limit: the credential's budget (service/rate_limits), before the body
     revision (400)           a read: `Relations-Min-Revision`, and its statements marked as reads
                              (replicas); a write: `Relations-Revision` on its success (SPEC §12)
-    (writes)                 announce_write: once the write succeeded, the change feed is told
+    (writes)                 wake_readers and announce_write: once the write succeeded, this worker's
+                               feed readers wake, and after its revision the others are notified
     body (413)               read_body: the body, read once and size-limited once, into `ctx.body`
     queue                    wait_in_queue: edits of one resource (a child list) queue in this worker
                                before they take a database connection (only routes that name a queue)
@@ -170,13 +171,21 @@ def queue_for(key: Hashable) -> asyncio.Lock:
     return queue
 
 
-async def announce_write(ctx: Context, call_next: Handler) -> Response:
-    """After a write that succeeded (committed: the handler's transaction has ended), the change
-    feed's listener wakes this worker's waiting readers and notifies the other workers
-    (service/changes/listener.py; the commit trigger does not, see schema.sql)."""
+async def wake_readers(ctx: Context, call_next: Handler) -> Response:
+    """Right after a write that succeeded (committed: the handler's transaction has ended), the change
+    feed's listener wakes this worker's waiting readers (service/changes/listener.py)."""
     response = await call_next(ctx)
     if response.status_code < 300:
-        ctx.request.app.state.after_write(ctx.project)
+        ctx.request.app.state.changes_listener.committed(ctx.project)
+    return response
+
+
+async def announce_write(ctx: Context, call_next: Handler) -> Response:
+    """After the write's revision was read, the listener notifies the other workers and the webhook
+    processes (the commit trigger does not, see schema.sql)."""
+    response = await call_next(ctx)
+    if response.status_code < 300:
+        ctx.request.app.state.changes_listener.announce(ctx.project)
     return response
 
 
@@ -195,9 +204,10 @@ def steps_for(operation: Operation) -> list[Step]:
     if operation.method not in WRITE_METHODS:
         steps.append(read_revision)
         return steps
-    # The revision is read right after the work, before the feed is told: the after-commit NOTIFY is
-    # a statement of its own, and a token past it would wait for WAL no replica has been sent yet.
-    steps += [announce_write, answer_revision]
+    # This worker's feed readers wake right after the work; its revision is read next, and only then
+    # are the others notified: the after-commit NOTIFY is a statement of its own, and a token past it
+    # would wait for WAL no replica has been sent yet.
+    steps += [announce_write, answer_revision, wake_readers]
     if not operation.streams_body:
         steps.append(read_body)
         if operation.queue is not None:

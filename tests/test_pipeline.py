@@ -212,6 +212,7 @@ def test_steps_in_spec_order() -> None:
         pipeline.rate_limit,
         pipeline.announce_write,
         pipeline.answer_revision,
+        pipeline.wake_readers,
         pipeline.read_body,
         pipeline.wait_in_queue,
         idempotent,
@@ -219,4 +220,9 @@ def test_steps_in_spec_order() -> None:
     write = Operation("POST", _nothing, "t", WRITE)
     assert pipeline.wait_in_queue not in pipeline.steps_for(write)
     streamed = Operation("POST", _nothing, "t", WRITE, streams_body=True)
-    assert pipeline.steps_for(streamed) == [*checks, pipeline.announce_write, pipeline.answer_revision]
+    assert pipeline.steps_for(streamed) == [
+        *checks,
+        pipeline.announce_write,
+        pipeline.answer_revision,
+        pipeline.wake_readers,
+    ]

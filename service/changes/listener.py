@@ -1,8 +1,10 @@
 """One LISTEN connection per worker wakes every waiting feed request of its project at the commit of a
 change (NOTIFY on `model.CHANNEL`, payload the project), so a waiting client costs nothing until then:
-no query per waiting client per interval. The service's own writes are notified just after their
-commit by `changed` (coalesced, one NOTIFY in flight per worker; the worker's own waiters wake at
-once); every other writer's commit trigger notifies itself (schema.sql).
+no query per waiting client per interval. The service's own writes wake the worker's own waiters as
+soon as they commit (`committed`) and are notified to everyone else just after (`announce`: coalesced,
+one NOTIFY in flight per worker); every other
+writer's commit trigger notifies itself (schema.sql). Other channels can be listened to on the same
+connection (`observe(channel=…)`: the webhook process's wake-ups).
 
 A committed change can be held back for a moment (see the package docstring: it is delivered once
 every writer that was running at its commit has ended), and the transaction it waits for may end
@@ -54,7 +56,7 @@ class Listener:
         self._held_changed = asyncio.Event()
         self._connection: asyncpg.Connection | None = None
         self._lost = asyncio.Event()
-        self._observers: list[Callable[[], None]] = []
+        self._observers: dict[str, list[Callable[[], None]]] = defaultdict(list)
         self._unsent: set[str] = set()
         self._send = asyncio.Event()
         self._reading = asyncio.Lock()
@@ -63,10 +65,11 @@ class Listener:
     def listening(self) -> bool:
         return self._connection is not None
 
-    def observe(self, callback: Callable[[], None]) -> None:
-        """`callback()` at every notification, of any project, and after a reconnect: for a reader
-        of the whole log (the webhook dispatcher)."""
-        self._observers.append(callback)
+    def observe(self, callback: Callable[[], None], *, channel: str = CHANNEL) -> None:
+        """`callback()` at every notification on `channel` (on the change log's: of any project), and
+        after a reconnect: for a reader of the whole log (the webhook dispatcher), or another channel's
+        wake-ups. Call before `run`."""
+        self._observers[channel].append(callback)
 
     def ticket(self, project: str) -> int:
         """Take before reading the feed: a wait with it returns at once if a change of the project
@@ -115,11 +118,15 @@ class Listener:
         rows = await self.fetch(sql, *args)
         return rows[0][0] if rows else None
 
-    def changed(self, project: str) -> None:
-        """A write of this worker committed: wake its own waiters now, and the other workers' through
-        one NOTIFY (a NOTIFY commits one at a time server-wide, so the writes that commit meanwhile
-        share the next one)."""
+    def committed(self, project: str) -> None:
+        """A write of this worker committed: wake its own waiters now."""
         self._wake(project)
+
+    def announce(self, project: str) -> None:
+        """...and, once its revision has been read (the NOTIFY is a statement of its own, and a
+        revision token past it would wait for WAL no replica has been sent yet), the other workers
+        and the webhook processes, through one NOTIFY (a NOTIFY commits one at a time server-wide, so
+        the writes that commit meanwhile share the next one)."""
         self._unsent.add(project)
         self._send.set()
 
@@ -134,21 +141,26 @@ class Listener:
                 log.warning("change feed listener: cannot notify: %s", error)
                 await asyncio.sleep(DISCONNECTED_POLL_SECONDS)
 
-    def _notified(self, connection: Any, pid: int, channel: str, project: str) -> None:
-        self._wake(project)
+    def _notified(self, connection: Any, pid: int, channel: str, payload: str) -> None:
+        if channel == CHANNEL:
+            self._wake(payload)
+            return
+        for callback in self._observers[channel]:
+            callback()
 
     def _wake(self, project: str) -> None:
         self._generation[project] += 1
         for waiter in self._waiters.get(project, ()):
             waiter.woken.set()
-        for callback in self._observers:
+        for callback in self._observers[CHANNEL]:
             callback()
 
     def _wake_all(self) -> None:
         for project in list(self._generation):
             self._wake(project)
-        for callback in self._observers:
-            callback()
+        for callbacks in list(self._observers.values()):
+            for callback in callbacks:
+                callback()
 
     async def run(self) -> None:
         """The worker's chore: keep the LISTEN connection, and poll the bound for held-back waiters."""
@@ -174,7 +186,8 @@ class Listener:
         self._lost.clear()
         connection.add_termination_listener(lambda _: self._lost.set())
         try:
-            await connection.add_listener(CHANNEL, self._notified)
+            for channel in {CHANNEL, *self._observers}:
+                await connection.add_listener(channel, self._notified)
             self._connection = connection
             self._wake_all()  # whatever committed while nobody listened
             await self._lost.wait()

@@ -5,9 +5,9 @@ same transaction as it moves the cursor. So every committed change is queued exa
 (webhook, event) key makes even a repeated batch harmless), and a dispatcher that stops mid-batch
 leaves the cursor where it was.
 
-Which worker dispatches: whichever holds the cursor row (`FOR UPDATE SKIP LOCKED`); the others find it
-taken and wait for the next notification. Every worker's dispatcher is woken by the change log's NOTIFY
-(service/changes/listener.py), with `poll_seconds` as the fallback."""
+Which webhook process dispatches: whichever holds the cursor row (`FOR UPDATE SKIP LOCKED`); the
+others find it taken and wait for the next notification. Every process's dispatcher is woken by the
+change log's NOTIFY (service/changes/listener.py), with `poll_seconds` as the fallback."""
 
 from __future__ import annotations
 
@@ -28,8 +28,10 @@ from service.webhooks import queries
 log = logging.getLogger("service.webhooks")
 
 BATCH = 500
-# A committed change can be held back while an older writer is still running (see service/changes);
-# look again soon, then less often while it stays so.
+# A committed change can be held back while an older writer is still committing (see service/changes);
+# look again soon, then less often while nothing moves (the writer it waits for may have rolled back,
+# which notifies nobody). The next notification ends the pause at once, and any batch that moved the
+# cursor starts the pauses over: under a steady load nearly every batch ends at a held change.
 HELD_FIRST_SECONDS = 0.005
 HELD_MAX_SECONDS = 0.5
 
@@ -53,10 +55,12 @@ def delivery_body(change: Change) -> str:
 
 @dataclass(frozen=True)
 class Batch:
-    """What one turn did: `queued` deliveries; `more` when the page was full; `held` when a committed
-    change waits for an older writer; `busy` when another worker holds the cursor."""
+    """What one turn did: `queued` deliveries; `moved` when the cursor moved over changes; `more` when
+    the page was full; `held` when a committed change waits for an older writer; `busy` when another
+    dispatcher holds the cursor."""
 
     queued: int = 0
+    moved: bool = False
     more: bool = False
     held: bool = False
     busy: bool = False
@@ -73,7 +77,7 @@ class Dispatcher:
     def __init__(self, db: Database, *, poll_seconds: float, queued: Callable[[], None]) -> None:
         self.db = db
         self.poll = poll_seconds
-        self.queued = queued  # called after a commit that queued deliveries: wakes this worker's sender
+        self.queued = queued  # called after a commit that queued deliveries: wakes this process's sender
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -92,13 +96,13 @@ class Dispatcher:
                 self.queued()
             if batch.more:
                 continue
+            if batch.moved or not batch.held:
+                held_pause = HELD_FIRST_SECONDS
+            pause = self.poll
             if batch.held:
-                await asyncio.sleep(held_pause)
-                held_pause = min(held_pause * 2, HELD_MAX_SECONDS)
-                continue
-            held_pause = HELD_FIRST_SECONDS
+                pause, held_pause = held_pause, min(held_pause * 2, HELD_MAX_SECONDS)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll)
+                await asyncio.wait_for(self._wake.wait(), pause)
 
     async def dispatch(self) -> Batch:
         """One batch in one transaction: hold the cursor, read after it, queue, move it."""
@@ -122,4 +126,9 @@ class Dispatcher:
             queued = await queries.queue(self.db, changes=[queued_form(change) for change in page.changes])
             if page.position != after:
                 await queries.move_cursor(self.db, position=encode_position(page.position))
-        return Batch(queued=queued, more=len(page.changes) >= BATCH, held=page.held_xmax is not None)
+        return Batch(
+            queued=queued,
+            moved=bool(page.changes),
+            more=len(page.changes) >= BATCH,
+            held=page.held_xmax is not None,
+        )

@@ -62,6 +62,9 @@ RESUME = """
 UPDATE webhook_delivery SET next_attempt_at = clock_timestamp()
 WHERE project = $1 AND webhook_id = $2 AND state = 'pending' AND next_attempt_at IS NULL
 """
+# Deliveries made due by the API (a retry, a webhook enabled again): the webhook processes LISTEN here.
+DUE_CHANNEL = "webhook_deliveries_due"
+NOTIFY_DUE = f"SELECT pg_notify('{DUE_CHANNEL}', '')"
 DISABLE = """
 UPDATE webhook SET enabled = false, disabled_reason = $3, updated_at = clock_timestamp()
 WHERE project = $1 AND id = $2 AND enabled
@@ -193,6 +196,12 @@ async def pause(db: Database, *, project: str, webhook_id: uuid.UUID) -> None:
 
 async def resume(db: Database, *, project: str, webhook_id: uuid.UUID) -> None:
     await db.execute(RESUME, project, webhook_id)
+    await notify_due(db)
+
+
+async def notify_due(db: Database) -> None:
+    """Wake the senders (at the commit, when inside a transaction)."""
+    await db.execute(NOTIFY_DUE)
 
 
 async def delete(db: Database, *, project: str, webhook_id: uuid.UUID) -> Record | None:
@@ -284,7 +293,7 @@ async def any_enabled(db: Database) -> bool:
 
 async def lock_cursor(db: Database) -> Record | None:
     """The cursor row (`position`, `any_enabled`: whether any webhook is enabled), held until the end
-    of the transaction; None when another worker is dispatching right now."""
+    of the transaction; None when another process is dispatching right now."""
     return await db.fetchrow(LOCK_CURSOR)
 
 

@@ -149,8 +149,7 @@ async def retry_delivery(ctx: Context) -> Response:
     row = await queries.retry(ctx.db, project=ctx.project, webhook_id=hook["id"], delivery_id=delivery["id"])
     if row is None:
         raise Conflict(messages.DELIVERY_IN_FLIGHT.format(id=delivery["id"]))
-    wake = ctx.request.app.state.wake_senders
-    wake()
+    await queries.notify_due(ctx.db)
     return ctx.hal(model.represent_delivery(ctx.links, row), status=202)
 
 

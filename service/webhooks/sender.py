@@ -1,10 +1,10 @@
-"""Sending deliveries: any worker claims due deliveries from PostgreSQL (service/webhooks/queries.py:
+"""Sending deliveries: any webhook process claims due deliveries from PostgreSQL (service/webhooks/queries.py:
 `CLAIM`), POSTs each signed to its webhook's url, and records the outcome. 2xx is delivered; 410 fails
 the delivery and disables the webhook; anything else, a timeout or a refused connection is retried
 after an exponential backoff with jitter, until the last attempt fails the delivery.
 
 Each attempt runs in a task of its own, under its own timeout, so a slow receiver holds only its own
-slots (at most `concurrency` per webhook, across all workers) and never the API or other webhooks."""
+slots (at most `concurrency` per webhook, across all processes) and never the API or other webhooks."""
 
 from __future__ import annotations
 
@@ -34,13 +34,13 @@ log = logging.getLogger("service.webhooks")
 BACKOFF_FACTOR = 4
 BACKOFF_CAP = 4320
 JITTER = 0.2
-# Attempts in flight per worker, over all webhooks; webhooks locked per claim round.
+# Attempts in flight per process, over all webhooks; webhooks locked per claim round.
 WORKER_LIMIT = 256
 WEBHOOKS_PER_CLAIM = 64
 # A claim outlives the attempt's timeout by this much: no two attempts of one delivery overlap.
 LEASE_MARGIN_SECONDS = 15.0
-# While due deliveries exist that this worker cannot claim (their webhooks' slots are full, or another
-# worker holds them), look again this often.
+# While due deliveries exist that this process cannot claim (their webhooks' slots are full, or another
+# process holds them), look again this often.
 BUSY_RECHECK_SECONDS = 0.25
 USER_AGENT = "relations-webhooks/1"
 ANSWER_READ_BYTES = 64 * 1024
@@ -64,7 +64,7 @@ class Outcome:
 
 
 class Sender:
-    """One worker's delivery loop. `wake()` makes it look for due deliveries at once (the dispatcher
+    """One webhook process's delivery loop. `wake()` makes it look for due deliveries at once (the dispatcher
     calls it, and the delivery channel's NOTIFY); otherwise it sleeps until the next delivery is due,
     or `poll_seconds` at most."""
 

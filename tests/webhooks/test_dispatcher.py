@@ -1,6 +1,7 @@
 """From a committed change to the receiver: the dispatcher follows the change log and queues a delivery
-per subscribed webhook, with two workers running (each with its dispatcher and sender) so that one
-dispatches at a time and every event reaches the receiver exactly once."""
+per subscribed webhook, with two API workers writing and two webhook processes (each with its
+dispatcher and sender: service/webhooks/process.py) running, so that one dispatches at a time and every
+event reaches the receiver exactly once."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from bench.receiver import Receiver
 from service.app import create_app
 from service.db import Database
 from service.settings import Settings
+from service.webhooks.process import WebhookProcess
 from tests.conftest import Project, guid
 from tests.test_auth import serving
 from tests.webhooks.helpers import eventually
@@ -24,7 +26,7 @@ from tests.webhooks.helpers import eventually
 
 @pytest.fixture(scope="module")
 async def workers(settings: Settings) -> AsyncIterator[list[httpx.AsyncClient]]:
-    """Two app instances on the test database, each with a dispatcher and a sender (two workers)."""
+    """Two app instances on the test database (two API workers), and two webhook processes."""
     fast = replace(
         settings,
         webhook_delivery=True,
@@ -33,7 +35,12 @@ async def workers(settings: Settings) -> AsyncIterator[list[httpx.AsyncClient]]:
         pool_min_size=1,
         pool_max_size=4,
     )
-    async with serving(create_app(fast)) as first, serving(create_app(fast)) as second:
+    async with (
+        serving(create_app(fast)) as first,
+        serving(create_app(fast)) as second,
+        WebhookProcess(fast).running(),
+        WebhookProcess(fast).running(),
+    ):
         yield [first, second]
 
 
@@ -84,7 +91,7 @@ async def test_only_subscribed_events_of_the_project_are_sent(
     assert orjson.loads(request.body)["data"]["_id"] == mine["_id"]
 
 
-async def test_every_change_arrives_exactly_once_with_two_workers(
+async def test_every_change_arrives_exactly_once_with_two_of_each(
     workers: list[httpx.AsyncClient], db: Database, project: Project
 ) -> None:
     async with Receiver().running() as receiver:
