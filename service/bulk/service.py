@@ -1,8 +1,8 @@
 """Export and import, the one implementation behind both the HTTP routes and the CLI.
 
 Export: one REPEATABLE READ, READ ONLY transaction (so the file is a state the project really had,
-whatever is written meanwhile), the type lines, then the relation lines read through a server-side
-cursor in batches: memory stays flat at any size.
+whatever is written meanwhile), the type lines, then the relation lines, written by PostgreSQL and
+streamed with COPY, chunk by chunk as the client takes them: memory stays flat at any size.
 
 Import: one READ COMMITTED transaction on a dedicated connection. The upload is read line by line
 (lines.py) and COPYed in batches into a temporary staging table as it arrives, never held whole;
@@ -14,6 +14,7 @@ commit: nothing is stored, also when the client disconnects midway."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
@@ -29,7 +30,8 @@ from service.db import Database
 from service.errors import Conflict, Forbidden, RelationTypeNotFound
 from service.relation_types.model import describe, from_row, type_id
 
-EXPORT_BATCH = 10_000
+# The largest chunk of the export's body (COPY's data is cut to it): small enough to keep memory flat.
+EXPORT_CHUNK_BYTES = 1 << 16
 STAGE_BATCH = 10_000
 # Imports creating more rows than this refresh the planner's statistics before they commit.
 ANALYZE_AFTER = 10_000
@@ -77,28 +79,68 @@ async def exporting(
         types = await queries.rows(conn, queries.EXPORT_TYPES, project, alias)
         if alias is not None and not types:
             raise RelationTypeNotFound(alias)
-        yield _export_chunks(conn, project=project, alias=alias, types=types, progress=progress)
+        stream = _ExportStream(conn, project=project, alias=alias, progress=progress)
+        try:
+            yield stream.chunks(types)
+        finally:
+            await stream.close()
 
 
-async def _export_chunks(
-    conn: asyncpg.Connection,
-    *,
-    project: str,
-    alias: str | None,
-    types: Iterable[Any],
-    progress: Progress | None,
-) -> AsyncIterator[bytes]:
-    yield b"".join(bulk_lines.type_line(describe(row)) for row in types)
-    cursor = await conn.cursor(queries.EXPORT_RELATIONS, project, alias)
-    written = 0
-    while True:
-        batch = await cursor.fetch(EXPORT_BATCH, timeout=queries.BULK_TIMEOUT_SECONDS)
-        if not batch:
-            return
-        written += len(batch)
-        if progress is not None:
-            progress(written)
-        yield ("\n".join([row[0] for row in batch]) + "\n").encode()
+class _ExportStream:
+    """The type lines, then the relation lines as PostgreSQL's COPY sends them. The COPY runs in a task
+    of its own, one chunk ahead of the client: while a chunk waits to be taken, the driver stops
+    reading and PostgreSQL stops writing, so memory stays flat. A chunk the client has not taken
+    after IDLE_SECONDS cancels the COPY (and with it the snapshot). `close` lets a COPY still running
+    (a client gone midway) run out into nothing, so the connection is free for the end of the
+    transaction (cancelling the driver's COPY from outside would leave it waiting on the server)."""
+
+    def __init__(
+        self, conn: asyncpg.Connection, *, project: str, alias: str | None, progress: Progress | None
+    ) -> None:
+        self.conn, self.project, self.alias, self.progress = conn, project, alias, progress
+        self.ahead: asyncio.Queue[bytes | Exception | None] = asyncio.Queue(maxsize=1)
+        self.copying: asyncio.Task[None] | None = None
+        self.closed = False
+
+    async def chunks(self, types: Iterable[Any]) -> AsyncIterator[bytes]:
+        yield b"".join(bulk_lines.type_line(describe(row)) for row in types)
+        self.copying = asyncio.ensure_future(self._copy())
+        written = 0
+        while (chunk := await self.ahead.get()) is not None:
+            if isinstance(chunk, Exception):
+                raise chunk  # so a failed export never ends its body
+            written += chunk.count(b"\n")
+            if self.progress is not None:
+                self.progress(written)
+            yield chunk
+
+    async def close(self) -> None:
+        self.closed = True
+        while not self.ahead.empty():  # frees a sink waiting to hand over its chunk
+            self.ahead.get_nowait()
+        if self.copying is not None:
+            await self.copying
+
+    async def _copy(self) -> None:
+        try:
+            await queries.export_relations(
+                self.conn, project=self.project, alias=self.alias, output=self._sink
+            )
+        except Exception as error:
+            await self._hand_over(error)
+        else:
+            await self._hand_over(None)
+
+    async def _hand_over(self, last: Exception | None) -> None:
+        if not self.closed:
+            await self.ahead.put(last)
+
+    async def _sink(self, data: bytes) -> None:
+        for start in range(0, len(data), EXPORT_CHUNK_BYTES):
+            if self.closed:
+                return
+            chunk = bytes(data[start : start + EXPORT_CHUNK_BYTES])  # the driver lends its buffer
+            await asyncio.wait_for(self.ahead.put(chunk), queries.IDLE_SECONDS)
 
 
 # --- import ---------------------------------------------------------------------------------------
