@@ -30,8 +30,8 @@ from service.db import Database
 from service.errors import Conflict, Forbidden, RelationTypeNotFound
 from service.relation_types.model import describe, from_row, type_id
 
-# The largest chunk of the export's body (COPY's data is cut to it): small enough to keep memory flat.
-EXPORT_CHUNK_BYTES = 1 << 16
+# The chunks of the export's body: COPY's data is gathered into pieces of this size (memory stays flat).
+EXPORT_CHUNK_BYTES = 1 << 20
 STAGE_BATCH = 10_000
 # Imports creating more rows than this refresh the planner's statistics before they commit.
 ANALYZE_AFTER = 10_000
@@ -101,6 +101,7 @@ class _ExportStream:
         self.ahead: asyncio.Queue[bytes | Exception | None] = asyncio.Queue(maxsize=1)
         self.copying: asyncio.Task[None] | None = None
         self.closed = False
+        self.gathered = bytearray()
 
     async def chunks(self, types: Iterable[Any]) -> AsyncIterator[bytes]:
         yield b"".join(bulk_lines.type_line(describe(row)) for row in types)
@@ -129,17 +130,20 @@ class _ExportStream:
         except Exception as error:
             await self._hand_over(error)
         else:
+            if self.gathered:
+                await self._hand_over(bytes(self.gathered))
             await self._hand_over(None)
 
-    async def _hand_over(self, last: Exception | None) -> None:
+    async def _hand_over(self, item: bytes | Exception | None) -> None:
         if not self.closed:
-            await self.ahead.put(last)
+            await self.ahead.put(item)
 
     async def _sink(self, data: bytes) -> None:
-        for start in range(0, len(data), EXPORT_CHUNK_BYTES):
-            if self.closed:
-                return
-            chunk = bytes(data[start : start + EXPORT_CHUNK_BYTES])  # the driver lends its buffer
+        """Gathers the driver's reads (often a few KiB each) into chunks of EXPORT_CHUNK_BYTES."""
+        self.gathered += data
+        while len(self.gathered) >= EXPORT_CHUNK_BYTES and not self.closed:
+            chunk = bytes(self.gathered[:EXPORT_CHUNK_BYTES])
+            del self.gathered[:EXPORT_CHUNK_BYTES]
             await asyncio.wait_for(self.ahead.put(chunk), queries.IDLE_SECONDS)
 
 
