@@ -15,7 +15,7 @@ commit: nothing is stored, also when the client disconnects midway."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -79,7 +79,7 @@ async def exporting(
         types = await queries.rows(conn, queries.EXPORT_TYPES, project, alias)
         if alias is not None and not types:
             raise RelationTypeNotFound(alias)
-        stream = _ExportStream(conn, project=project, alias=alias, progress=progress)
+        stream = _ExportStream(conn, project=project, progress=progress)
         try:
             yield stream.chunks(types)
         finally:
@@ -94,18 +94,16 @@ class _ExportStream:
     (a client gone midway) run out into nothing, so the connection is free for the end of the
     transaction (cancelling the driver's COPY from outside would leave it waiting on the server)."""
 
-    def __init__(
-        self, conn: asyncpg.Connection, *, project: str, alias: str | None, progress: Progress | None
-    ) -> None:
-        self.conn, self.project, self.alias, self.progress = conn, project, alias, progress
+    def __init__(self, conn: asyncpg.Connection, *, project: str, progress: Progress | None) -> None:
+        self.conn, self.project, self.progress = conn, project, progress
         self.ahead: asyncio.Queue[bytes | Exception | None] = asyncio.Queue(maxsize=1)
         self.copying: asyncio.Task[None] | None = None
         self.closed = False
         self.gathered = bytearray()
 
-    async def chunks(self, types: Iterable[Any]) -> AsyncIterator[bytes]:
+    async def chunks(self, types: Sequence[Any]) -> AsyncIterator[bytes]:
         yield b"".join(bulk_lines.type_line(describe(row)) for row in types)
-        self.copying = asyncio.ensure_future(self._copy())
+        self.copying = asyncio.ensure_future(self._copy([row["alias"] for row in types]))
         written = 0
         while (chunk := await self.ahead.get()) is not None:
             if isinstance(chunk, Exception):
@@ -122,11 +120,13 @@ class _ExportStream:
         if self.copying is not None:
             await self.copying
 
-    async def _copy(self) -> None:
+    async def _copy(self, aliases: list[str]) -> None:
+        """Each type's relations in turn (the types by alias, as EXPORT_TYPES gives them)."""
         try:
-            await queries.export_relations(
-                self.conn, project=self.project, alias=self.alias, output=self._sink
-            )
+            for alias in aliases:
+                await queries.export_relations(
+                    self.conn, project=self.project, alias=alias, output=self._sink
+                )
         except Exception as error:
             await self._hand_over(error)
         else:
