@@ -1,17 +1,23 @@
 """The NDJSON lines of SPEC §11, read without a database: an upload is split into numbered lines, each
 line is checked with the API's own rules (alias and GUID formats, comment length, the relation-type
 fields), and what passes becomes a relation-type line or a row for the staging table. Rules that need
-more than one line (duplicates, cardinality, unknown types) are checked in PostgreSQL (service.py)."""
+more than one line (duplicates, cardinality, unknown types) are checked in PostgreSQL (service.py).
+
+A relation line is first decoded by msgspec into a typed struct (`_FastLine`): shape, types, unknown
+fields and the canonical GUID spelling are checked in C, which makes a well-formed line several times
+cheaper than orjson and the checks in Python. The fast path only ever accepts: a line it cannot take as
+it is (any problem, a GUID in another spelling, a type line) is read again by the general path, which
+alone reports problems, so the messages are the same whichever path a line takes."""
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
 import orjson
 
 from service import messages
@@ -31,10 +37,29 @@ TYPE_EXTRAS = ("_id", "_createDate", "_updateDate", "_links")
 MAX_LINE_BYTES = 1 << 20
 MAX_PROBLEMS = 100
 MAX_TYPES = 10_000
-_CANONICAL_GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+class _FastRelation(msgspec.Struct, forbid_unknown_fields=True):
+    """A relation line's body as the fast path takes it; anything else goes the general way."""
+
+    parentId: uuid.UUID  # msgspec reads the canonical spelling, upper case and no hyphens, as parse_guid
+    childId: uuid.UUID
+    relationTypeAlias: str
+    comment: Annotated[str, msgspec.Meta(max_length=COMMENT_LIMIT)] | None = None
+    created_at: str | None = msgspec.field(default=None, name="_createDate")
+    relation_id: Annotated[int, msgspec.Meta(ge=1)] | None = msgspec.field(default=None, name="_id")
+    links: msgspec.Raw = msgspec.field(default=msgspec.Raw(b"null"), name="_links")
+
+
+class _FastLine(msgspec.Struct, forbid_unknown_fields=True):
+    relation: _FastRelation
+
+
+_FAST_DECODER = msgspec.json.Decoder(_FastLine)
+_FAST_MISSES = (msgspec.DecodeError, msgspec.ValidationError, ValueError)
 
 # A row of the staging table: line, relation type alias, parent, child, comment, created (or None).
-Staged = tuple[int, str, Any, Any, str, datetime | None]
+Staged = tuple[int, str, uuid.UUID, uuid.UUID, str, datetime | None]
 
 
 @dataclass(frozen=True)
@@ -68,14 +93,6 @@ class Problems:
         for line, message in sorted(self.found, key=lambda found: found[0])[:MAX_PROBLEMS]:
             errors.setdefault(f"line {line}", []).append(message)
         return ValidationFailed(messages.RELATION_INVALID, errors=errors)
-
-
-def _guid(value: Any) -> Any:
-    """The staging value of a GUID in any of the API's spellings (asyncpg encodes the common
-    lower-case string itself), or None."""
-    if type(value) is str and _CANONICAL_GUID.fullmatch(value):
-        return value
-    return parse_guid(value)
 
 
 def _moment(value: Any) -> datetime | None:
@@ -138,6 +155,10 @@ class LineReader:
             self._rest = b""
 
     def _read(self, raw: bytes, rows: list[Staged]) -> None:
+        row = self._fast(raw)
+        if row is not None:
+            rows.append(row)
+            return
         if not raw.strip():
             return
         try:
@@ -157,6 +178,18 @@ class LineReader:
             self._type(line[TYPE_KEY])
         else:
             self.problems.add(self.lines, messages.LINE_SHAPE)
+
+    def _fast(self, raw: bytes) -> Staged | None:
+        """The row of a relation line that has no problem and needs no conversion, else None."""
+        try:
+            body = _FAST_DECODER.decode(raw).relation
+            created = None if body.created_at is None else _moment(body.created_at)
+        except _FAST_MISSES:
+            return None
+        comment = body.comment or ""
+        if "\x00" in comment or self._alias_problem(body.relationTypeAlias) is not None:
+            return None
+        return (self.lines, body.relationTypeAlias, body.parentId, body.childId, comment, created)
 
     def _alias_problem(self, alias: Any) -> str | None:
         """alias_problem, remembered: a file names few aliases, on every line."""
@@ -207,16 +240,16 @@ class LineReader:
         relation_id = body.get("_id")
         if relation_id is not None and (type(relation_id) is not int or relation_id < 1):
             found.append(field_problem(RELATION_KEY, "_id", messages.LINE_NOT_INTEGER))
-        if found:
+        if found or parent is None or child is None:
             for message in found:
                 self.problems.add(number, message)
             return None
         return (number, str(alias), parent, child, comment, created)
 
     @staticmethod
-    def _node(body: dict[str, Any], name: str, found: list[str]) -> Any:
-        """The staging value of the GUID `name`, or None with its problem added to `found`."""
-        guid = _guid(body.get(name))
+    def _node(body: dict[str, Any], name: str, found: list[str]) -> uuid.UUID | None:
+        """The GUID `name`, or None with its problem added to `found`."""
+        guid = parse_guid(body.get(name))
         if guid is None:
             problem = messages.FIELD_NOT_GUID if body.get(name) is not None else messages.FIELD_REQUIRED
             found.append(field_problem(RELATION_KEY, name, problem))

@@ -1,8 +1,8 @@
 """Export and import, the one implementation behind both the HTTP routes and the CLI.
 
 Export: one REPEATABLE READ, READ ONLY transaction (so the file is a state the project really had,
-whatever is written meanwhile), the type lines, then the relation lines read through a server-side
-cursor in batches: memory stays flat at any size.
+whatever is written meanwhile), the type lines, then the relation lines, written by PostgreSQL and
+streamed with COPY, chunk by chunk as the client takes them: memory stays flat at any size.
 
 Import: one READ COMMITTED transaction on a dedicated connection. The upload is read line by line
 (lines.py) and COPYed in batches into a temporary staging table as it arrives, never held whole;
@@ -14,7 +14,8 @@ commit: nothing is stored, also when the client disconnects midway."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+import asyncio
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -29,7 +30,8 @@ from service.db import Database
 from service.errors import Conflict, Forbidden, RelationTypeNotFound
 from service.relation_types.model import describe, from_row, type_id
 
-EXPORT_BATCH = 10_000
+# The chunks of the export's body: COPY's data is gathered into pieces of this size (memory stays flat).
+EXPORT_CHUNK_BYTES = 1 << 20
 STAGE_BATCH = 10_000
 # Imports creating more rows than this refresh the planner's statistics before they commit.
 ANALYZE_AFTER = 10_000
@@ -77,28 +79,72 @@ async def exporting(
         types = await queries.rows(conn, queries.EXPORT_TYPES, project, alias)
         if alias is not None and not types:
             raise RelationTypeNotFound(alias)
-        yield _export_chunks(conn, project=project, alias=alias, types=types, progress=progress)
+        stream = _ExportStream(conn, project=project, progress=progress)
+        try:
+            yield stream.chunks(types)
+        finally:
+            await stream.close()
 
 
-async def _export_chunks(
-    conn: asyncpg.Connection,
-    *,
-    project: str,
-    alias: str | None,
-    types: Iterable[Any],
-    progress: Progress | None,
-) -> AsyncIterator[bytes]:
-    yield b"".join(bulk_lines.type_line(describe(row)) for row in types)
-    cursor = await conn.cursor(queries.EXPORT_RELATIONS, project, alias)
-    written = 0
-    while True:
-        batch = await cursor.fetch(EXPORT_BATCH, timeout=queries.BULK_TIMEOUT_SECONDS)
-        if not batch:
-            return
-        written += len(batch)
-        if progress is not None:
-            progress(written)
-        yield ("\n".join([row[0] for row in batch]) + "\n").encode()
+class _ExportStream:
+    """The type lines, then the relation lines as PostgreSQL's COPY sends them. The COPY runs in a task
+    of its own, one chunk ahead of the client: while a chunk waits to be taken, the driver stops
+    reading and PostgreSQL stops writing, so memory stays flat. A chunk the client has not taken
+    after IDLE_SECONDS cancels the COPY (and with it the snapshot). `close` lets a COPY still running
+    (a client gone midway) run out into nothing, so the connection is free for the end of the
+    transaction (cancelling the driver's COPY from outside would leave it waiting on the server)."""
+
+    def __init__(self, conn: asyncpg.Connection, *, project: str, progress: Progress | None) -> None:
+        self.conn, self.project, self.progress = conn, project, progress
+        self.ahead: asyncio.Queue[bytes | Exception | None] = asyncio.Queue(maxsize=1)
+        self.copying: asyncio.Task[None] | None = None
+        self.closed = False
+        self.gathered = bytearray()
+
+    async def chunks(self, types: Sequence[Any]) -> AsyncIterator[bytes]:
+        yield b"".join(bulk_lines.type_line(describe(row)) for row in types)
+        self.copying = asyncio.ensure_future(self._copy([row["alias"] for row in types]))
+        written = 0
+        while (chunk := await self.ahead.get()) is not None:
+            if isinstance(chunk, Exception):
+                raise chunk  # so a failed export never ends its body
+            written += chunk.count(b"\n")
+            if self.progress is not None:
+                self.progress(written)
+            yield chunk
+
+    async def close(self) -> None:
+        self.closed = True
+        while not self.ahead.empty():  # frees a sink waiting to hand over its chunk
+            self.ahead.get_nowait()
+        if self.copying is not None:
+            await self.copying
+
+    async def _copy(self, aliases: list[str]) -> None:
+        """Each type's relations in turn (the types by alias, as EXPORT_TYPES gives them)."""
+        try:
+            for alias in aliases:
+                await queries.export_relations(
+                    self.conn, project=self.project, alias=alias, output=self._sink
+                )
+        except Exception as error:
+            await self._hand_over(error)
+        else:
+            if self.gathered:
+                await self._hand_over(bytes(self.gathered))
+            await self._hand_over(None)
+
+    async def _hand_over(self, item: bytes | Exception | None) -> None:
+        if not self.closed:
+            await self.ahead.put(item)
+
+    async def _sink(self, data: bytes) -> None:
+        """Gathers the driver's reads (often a few KiB each) into chunks of EXPORT_CHUNK_BYTES."""
+        self.gathered += data
+        while len(self.gathered) >= EXPORT_CHUNK_BYTES and not self.closed:
+            chunk = bytes(self.gathered[:EXPORT_CHUNK_BYTES])
+            del self.gathered[:EXPORT_CHUNK_BYTES]
+            await asyncio.wait_for(self.ahead.put(chunk), queries.IDLE_SECONDS)
 
 
 # --- import ---------------------------------------------------------------------------------------

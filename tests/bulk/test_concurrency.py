@@ -147,8 +147,8 @@ async def test_an_export_that_fails_midway_never_ends_its_body(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The stream raises instead of ending (ASGI's last `more_body: False` is never sent), which makes
-    the server abort the connection without the final chunk: a cut-off export never looks complete."""
-    monkeypatch.setattr(service, "EXPORT_BATCH", 2)
+    the server abort the connection without the final chunk: a cut-off export never looks complete.
+    The database goes away once the type lines are sent, before the relations' COPY."""
     await upload(client, project, ndjson(*(relation(guid(), guid()) for _ in range(10))))
     scope = asgi_scope("GET", "/relation/export", project)
     sent: list[dict[str, Any]] = []
@@ -160,11 +160,11 @@ async def test_an_export_that_fails_midway_never_ends_its_body(
 
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
-        if message["type"] == "http.response.body" and len(sent) == 3:  # start, types, 2 relations
+        if message["type"] == "http.response.body" and len(sent) == 2:  # start, the type lines
             await admin.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                 "WHERE datname = current_database() AND application_name = 'relations' "
-                "AND query LIKE '%relationTypeAlias%' AND pid <> pg_backend_pid()"
+                "AND state = 'idle in transaction' AND pid <> pg_backend_pid()"
             )
 
     try:
@@ -175,7 +175,7 @@ async def test_an_export_that_fails_midway_never_ends_its_body(
     assert sent[0]["status"] == 200
     bodies = [message for message in sent if message["type"] == "http.response.body"]
     assert bodies and all(message.get("more_body") for message in bodies), "the body never ended"
-    assert b"".join(message["body"] for message in bodies).count(b"\n") < 16
+    assert b"".join(message["body"] for message in bodies).count(b"\n") == 6
     # the pool recovers: the next export is whole
     assert len([line for line in await export(client, project) if "relation" in line]) == 10
 
@@ -183,7 +183,7 @@ async def test_an_export_that_fails_midway_never_ends_its_body(
 async def test_an_export_whose_client_goes_away_gives_its_connection_back(
     app: Starlette, client: httpx.AsyncClient, project: Project, db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(service, "EXPORT_BATCH", 1)
+    monkeypatch.setattr(service, "EXPORT_CHUNK_BYTES", 100)  # the COPY is still running when it goes
     await upload(client, project, ndjson(*(relation(guid(), guid()) for _ in range(20))))
     scope = asgi_scope("GET", "/relation/export", project)
     gone = asyncio.Event()
@@ -208,6 +208,27 @@ async def test_an_export_whose_client_goes_away_gives_its_connection_back(
             break
         await asyncio.sleep(0.05)
     assert db.pool_usage()[1] == 0, "the export's connection went back to the pool"
+    assert len([line for line in await export(client, project) if "relation" in line]) == 20
+
+
+async def test_an_export_whose_client_stops_reading_ends(
+    client: httpx.AsyncClient, project: Project, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chunk not taken within IDLE_SECONDS cancels the COPY (the driver may drop its connection for
+    it); the stream then raises, never ends, and the pool recovers."""
+    monkeypatch.setattr(service, "EXPORT_CHUNK_BYTES", 100)
+    monkeypatch.setattr(queries, "IDLE_SECONDS", 0.2)
+    await upload(client, project, ndjson(*(relation(guid(), guid()) for _ in range(20))))
+    taken = 0
+    with pytest.raises(Exception):  # noqa: B017 (TimeoutError, or the lost connection's error)
+        async with service.exporting(db, project=project.alias) as chunks:
+            await anext(chunks)
+            await anext(chunks)
+            await asyncio.sleep(1)  # a client that stopped reading
+            async for _ in chunks:
+                taken += 1
+    assert taken <= 1, "at most the chunk already handed over, then the error"
+    assert db.pool_usage()[1] == 0
     assert len([line for line in await export(client, project) if "relation" in line]) == 20
 
 

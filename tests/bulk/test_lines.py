@@ -3,6 +3,7 @@ blank and CRLF lines, over-long lines, the staging rows, the type lines."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
 
@@ -28,8 +29,45 @@ def read(*chunks: bytes) -> LineReader:
 def test_a_relation_line_becomes_a_staging_row() -> None:
     body = ndjson(relation(PARENT, CHILD, comment="hi", _createDate="2026-11-23T10:00:00Z"))
     reader = read(body)
-    assert reader.rows == [(1, "umbDocument", PARENT, CHILD, "hi", datetime(2026, 11, 23, 10, tzinfo=UTC))]
+    created = datetime(2026, 11, 23, 10, tzinfo=UTC)
+    assert reader.rows == [(1, "umbDocument", uuid.UUID(PARENT), uuid.UUID(CHILD), "hi", created)]
     assert not reader.problems and reader.lines == 1
+
+
+# Values of each relation field that the fast path takes, that only the general path takes (other GUID
+# spellings, a null comment) and that are problems.
+FIELD_VALUES = {
+    "parentId": [
+        PARENT,
+        PARENT.upper(),
+        "{" + PARENT + "}",
+        PARENT.replace("-", ""),
+        " " + PARENT,
+        "x",
+        7,
+        None,
+    ],
+    "childId": [CHILD, CHILD[:-1] + "g", ["a"]],
+    "relationTypeAlias": ["umbDocument", "relation", "no spaces", "", 3],
+    "comment": ["", "hi", None, "x" * 1000, "x" * 1001, "a\x00b", 1.5],
+    "_createDate": ["2026-11-23T10:00:00Z", "2026-11-23 10:00:00+02:00", "2026-11-23", "soon", 5, None],
+    "_id": [1, 0, -3, 2**70, 1.0, True, "4", None],
+    "_links": [{"self": {"href": "/relation/1"}}, None, []],
+    "extra": ["unknown"],
+}
+
+
+@given(
+    st.fixed_dictionaries(
+        {}, optional={name: st.sampled_from(values) for name, values in FIELD_VALUES.items()}
+    )
+)
+def test_the_fast_path_reads_a_line_as_the_general_path_does(body: dict[str, object]) -> None:
+    general = LineReader()
+    general._fast = lambda raw: None  # type: ignore[method-assign]
+    line = json.dumps({"relation": body}).encode() + b"\n"  # orjson writes no integer past 64 bits
+    fast = read(line)
+    assert fast.rows == general.feed(line) and fast.problems.found == general.problems.found
 
 
 def test_any_spelling_of_a_guid() -> None:
