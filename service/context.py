@@ -138,6 +138,10 @@ Handler = Callable[[Context], Awaitable[Response]]
 KeyOf = Callable[[Record], ListKey]
 
 
+# What a cacheable read's answer depends on (service/cache/tags.py), from its path.
+ReadTags = Callable[[Context], frozenset[tuple[str, object]]]
+
+
 @dataclass(frozen=True)
 class Operation:
     """One method of a route: its handler, name (for links and logs), the scope it needs, the message
@@ -147,7 +151,9 @@ class Operation:
     `streams_body`: the handler reads `ctx.request.stream()` itself, with a limit of its own (a bulk
     import); the pipeline then neither reads the body nor honours `Idempotency-Key`, whose replay
     needs the whole body to compare. `idempotency` False: the pipeline does not honour
-    `Idempotency-Key` either, because a replay would store the answer (one that carries a secret)."""
+    `Idempotency-Key` either, because a replay would store the answer (one that carries a secret).
+    `cache` (reads only): the tags the answer depends on, from the path (service/cache/tags.py); the
+    worker's read cache may then answer it."""
 
     method: str
     handler: Handler
@@ -157,3 +163,4 @@ class Operation:
     queue: Callable[[Context], Hashable] | None = None
     streams_body: bool = False
     idempotency: bool = True
+    cache: ReadTags | None = None

@@ -21,7 +21,7 @@ from starlette.routing import BaseRoute, Match, Route
 from starlette.types import Scope
 
 from service import messages, reserved
-from service.context import Context, Handler, Operation
+from service.context import Context, Handler, Operation, ReadTags
 from service.pipeline import chain, checked_headers
 
 __all__ = ["ApiRoute", "Context", "Handler", "Operation", "api_route", "assemble", "operation"]
@@ -39,11 +39,13 @@ def operation(
     queue: Callable[[Context], Hashable] | None = None,
     streams_body: bool = False,
     idempotency: bool = True,
+    cache: ReadTags | None = None,
 ) -> Operation:
     """One method of a route; `scope` is what it needs, `queue` (edits only) what it waits in;
     `streams_body` (see Operation) for a handler that reads a large body as a stream; `idempotency`
-    False for a write whose answer must never be stored (it carries a secret)."""
-    return Operation(method, handler, name, scope, invalid_message, queue, streams_body, idempotency)
+    False for a write whose answer must never be stored (it carries a secret); `cache` (reads) the
+    tags its answer depends on, for the read cache."""
+    return Operation(method, handler, name, scope, invalid_message, queue, streams_body, idempotency, cache)
 
 
 class ApiRoute(Route):
@@ -108,6 +110,7 @@ def api_route(
     queue: Callable[[Context], Hashable] | None = None,
     streams_body: bool = False,
     idempotency: bool = True,
+    cache: ReadTags | None = None,
 ) -> ApiRoute:
     """An authenticated API route for one method, requiring `scope`. Writes honour `Idempotency-Key`
     unless `idempotency` is False (an answer that carries a secret must never be stored)."""
@@ -120,6 +123,7 @@ def api_route(
         queue=queue,
         streams_body=streams_body,
         idempotency=idempotency,
+        cache=cache,
     )
     return ApiRoute(path, [op])
 

@@ -1,0 +1,72 @@
+"""A worker's read cache as the request pipeline uses it: `serve` answers a cacheable read from the
+store or reads it (on the primary) and keeps it; `synced` holds a write's answer until the cache no
+longer has what the write changed. Every step before (credentials, scope, rate limit, revision) has
+run for a cached answer as for any other; only the handler is skipped."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+
+from starlette.responses import Response
+
+from service.cache.follower import Follower
+from service.cache.store import Entry, Store
+from service.changes.listener import Listener
+from service.context import Context, Handler, ReadTags
+from service.errors import ApiError
+
+
+class CachedResponse(Response):
+    """An answer kept as its handler rendered it: its body and its headers."""
+
+    def __init__(self, entry: Entry) -> None:
+        self.status_code = 200
+        self.body = entry.body
+        self.background = None
+        self.raw_headers = list(entry.headers)
+
+
+class ReadCache:
+    """Off (`enabled` False) with RELATIONS_CACHE_BYTES=0: every read runs its handler."""
+
+    def __init__(self, listener: Listener, *, limit_bytes: int, max_lag_ms: int) -> None:
+        self.enabled = limit_bytes > 0
+        self.store = Store(limit_bytes)
+        self.follower = Follower(self.store, listener, max_lag_ms=max_lag_ms)
+        self.bypassed = 0
+
+    async def serve(self, ctx: Context, tags_of: ReadTags, call_next: Handler) -> Response:
+        if not self.enabled or not self.follower.fresh(ctx.min_revision):
+            self.bypassed += 1
+            return await call_next(ctx)
+        try:
+            tags = tags_of(ctx)
+        except ApiError:  # a malformed path: the handler answers it
+            return await call_next(ctx)
+        key = self._key(ctx)
+        entry = self.store.get(key)
+        if entry is not None:
+            return CachedResponse(entry)
+        ticket = self.follower.ticket(ctx.project)
+        with ctx.db.on_primary():  # a replica may not have replayed what the cache has applied
+            response = await call_next(ctx)
+        if response.status_code == 200 and self.follower.current(ctx.project, ticket):
+            body = getattr(response, "body", None)
+            if isinstance(body, bytes):
+                self.store.put(key, Entry.of(ctx.project, tags, body, response.raw_headers))
+        return response
+
+    async def synced(self, project: str) -> None:
+        if self.enabled:
+            await self.follower.synced(project)
+
+    async def run(self) -> None:
+        if self.enabled:
+            await self.follower.run()
+
+    @staticmethod
+    def _key(ctx: Context) -> Hashable:
+        """Everything an answer depends on besides the database: the project, the path and query as
+        sent, the representation asked for, and the base of its links."""
+        scope = ctx.request.scope
+        return (ctx.project, scope["path"], scope["query_string"], ctx.headers.get("accept"), ctx.links.base)
