@@ -885,8 +885,10 @@ BEGIN
         SELECT p.pruned_key, p.commit_key, p.project, p.id, p.kind, p.relation_id, p.type_alias, p.parent,
                p.child
         FROM relation_change_page(NULL, p_key, p_id, p_limit) AS p
-    ), last AS (
-        SELECT coalesce(max(page.commit_key), p_key) AS key, count(page.id) AS events FROM page
+    ), last AS (  -- (no max(bytea) before PostgreSQL 17)
+        SELECT coalesce((SELECT page.commit_key FROM page WHERE page.id IS NOT NULL
+                         ORDER BY page.commit_key DESC LIMIT 1), p_key) AS key,
+               (SELECT count(page.id) FROM page) AS events
     ), held AS (
         SELECT m.commit_key, e.project, e.id, e.kind, e.relation_id, e.type_alias, e.parent, e.child
         FROM last, relation_change_commit AS m

@@ -61,6 +61,7 @@ CHECKED_HEADERS = frozenset(
         b"accept",
         b"umb-project-alias",
         b"relations-min-revision",
+        b"host",  # the read cache's key (the base of an answer's links)
     }
 )
 

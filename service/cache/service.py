@@ -5,8 +5,6 @@ run for a cached answer as for any other; only the handler is skipped."""
 
 from __future__ import annotations
 
-from collections.abc import Hashable
-
 from starlette.responses import Response
 
 from service.cache.follower import Follower
@@ -65,8 +63,17 @@ class ReadCache:
             await self.follower.run()
 
     @staticmethod
-    def _key(ctx: Context) -> Hashable:
+    def _key(ctx: Context) -> tuple[object, ...]:
         """Everything an answer depends on besides the database: the project, the path and query as
-        sent, the representation asked for, and the base of its links."""
+        sent, the representation asked for, and what the base of its links comes from (scheme and
+        Host, after the trusted proxies' headers were applied; RELATIONS_PUBLIC_URL is fixed)."""
         scope = ctx.request.scope
-        return (ctx.project, scope["path"], scope["query_string"], ctx.headers.get("accept"), ctx.links.base)
+        headers = ctx.headers
+        return (
+            ctx.project,
+            scope["path"],
+            scope["query_string"],
+            headers.get("accept"),
+            scope["scheme"],
+            headers.get("host"),
+        )

@@ -10,13 +10,13 @@ from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 
 Tag = tuple[str, object]
-# What an entry costs beyond its body and headers: the key tuple and its strings, the entry object,
-# the dictionaries' slots and the index sets it is filed in (measured with tracemalloc at about 1 kB
-# for a key of typical length; tests/cache/test_store.py checks the budget holds).
-ENTRY_OVERHEAD = 1536
+# What an entry costs beyond its body, headers and key (each counted as the objects they are): the entry
+# object, its tags, the dictionaries' slots and the index sets it is filed in (tests/cache/test_store.py
+# checks with tracemalloc that the budget holds).
+ENTRY_OVERHEAD = 900
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, slots=True)
 class Entry:
     """One answer as its handler made it: status 200, the body, and the headers (content-length and
     content-type included)."""
@@ -32,8 +32,18 @@ class Entry:
         cls, project: str, tags: frozenset[Tag], body: bytes, headers: Iterable[tuple[bytes, bytes]]
     ) -> Entry:
         raw = tuple(headers)
-        size = ENTRY_OVERHEAD + sys.getsizeof(body) + sum(len(k) + len(v) + 100 for k, v in raw)
+        size = ENTRY_OVERHEAD + sys.getsizeof(body) + sys.getsizeof(raw) + sum(map(_size, raw))
         return cls(project, tags, body, raw, size)
+
+
+def cost(key: tuple[object, ...], entry: Entry) -> int:
+    """The bytes an entry kept under `key` counts for."""
+    return entry.size + _size(key)
+
+
+def _size(parts: tuple[object, ...]) -> int:
+    """A tuple of strings or bytes (a header, a key), as the objects it is made of."""
+    return sys.getsizeof(parts) + sum(sys.getsizeof(part) for part in parts)
 
 
 @dataclass
@@ -52,6 +62,7 @@ class Store:
         self.bytes = 0
         self.stats = Stats()
         self._entries: OrderedDict[Hashable, Entry] = OrderedDict()
+        self._sizes: dict[Hashable, int] = {}
         self._by_tag: dict[tuple[str, Tag], set[Hashable]] = {}
         self._by_project: dict[str, set[Hashable]] = {}
 
@@ -67,12 +78,14 @@ class Store:
         self.stats.hits += 1
         return entry
 
-    def put(self, key: Hashable, entry: Entry) -> bool:
-        if entry.size > self.limit // 8:
+    def put(self, key: tuple[object, ...], entry: Entry) -> bool:
+        size = cost(key, entry)
+        if size > self.limit // 8:
             return False
         self._remove(key)
         self._entries[key] = entry
-        self.bytes += entry.size
+        self._sizes[key] = size
+        self.bytes += size
         self._by_project.setdefault(entry.project, set()).add(key)
         for tag in entry.tags:
             self._by_tag.setdefault((entry.project, tag), set()).add(key)
@@ -97,6 +110,7 @@ class Store:
     def clear(self) -> None:
         self.stats.dropped += len(self._entries)
         self._entries.clear()
+        self._sizes.clear()
         self._by_tag.clear()
         self._by_project.clear()
         self.bytes = 0
@@ -105,7 +119,7 @@ class Store:
         entry = self._entries.pop(key, None)
         if entry is None:
             return
-        self.bytes -= entry.size
+        self.bytes -= self._sizes.pop(key)
         keys = self._by_project[entry.project]
         keys.discard(key)
         if not keys:
