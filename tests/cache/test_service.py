@@ -194,10 +194,13 @@ async def test_the_cache_empties_and_is_bypassed_while_the_listening_connection_
     finally:
         await connection.close()
     await one.ready()
-    await one.http.get(path, headers=project.headers)
     hits = one.cache.store.stats.hits
-    assert (await one.http.get(path, headers=project.headers)).json()["comment"] == "while down"
-    assert one.cache.store.stats.hits == hits + 1
+    for _ in range(100):  # used again once it follows (a fill may meet the last drop first)
+        assert (await one.http.get(path, headers=project.headers)).json()["comment"] == "while down"
+        if one.cache.store.stats.hits > hits:
+            break
+        await asyncio.sleep(0.01)
+    assert one.cache.store.stats.hits > hits
 
 
 async def test_a_fill_is_kept_only_if_nothing_of_its_project_was_dropped_meanwhile() -> None:
