@@ -871,11 +871,13 @@ INSERT INTO relation_truncations (only_row, count) VALUES (true, 0) ON CONFLICT 
 -- transactions past that page which the page holds back for older writers (`held` true, at most
 -- p_limit: the cache drops entries, so their order does not matter; the page delivers them again
 -- later), and the TRUNCATE count. So every write acknowledged before the position was read is among
--- the rows, or among the pages before them.
+-- the rows, or among the pages before them. A last row carries only `wal_end`, the WAL position read
+-- after those snapshots: every change among the rows committed below it (a replica that has replayed
+-- it shows them all).
 CREATE OR REPLACE FUNCTION relation_cache_poll(p_key bytea, p_id bigint, p_limit integer)
 RETURNS TABLE (wal_position bigint, truncations bigint, held boolean, pruned_key bytea, commit_key bytea,
                project text, id bigint, kind text, relation_id bigint, type_alias text, parent uuid,
-               child uuid)
+               child uuid, wal_end bigint)
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     v_position bigint := pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::bigint;
@@ -896,9 +898,12 @@ BEGIN
         WHERE last.events < p_limit AND m.commit_key IS NOT NULL AND m.commit_key > last.key
         ORDER BY m.commit_key, e.id LIMIT p_limit
     )
-    SELECT v_position, t.count, false, page.* FROM page, relation_truncations AS t
+    SELECT v_position, t.count, false, page.*, NULL::bigint FROM page, relation_truncations AS t
     UNION ALL
-    SELECT v_position, t.count, true, NULL::bytea, held.* FROM held, relation_truncations AS t;
+    SELECT v_position, t.count, true, NULL::bytea, held.*, NULL::bigint FROM held, relation_truncations AS t;
+    RETURN QUERY SELECT NULL::bigint, NULL::bigint, NULL::boolean, NULL::bytea, NULL::bytea, NULL::text,
+        NULL::bigint, NULL::text, NULL::bigint, NULL::text, NULL::uuid, NULL::uuid,
+        pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::bigint;
 END $$;
 
 INSERT INTO schema_version (version) VALUES (13) ON CONFLICT (version) DO NOTHING;

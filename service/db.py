@@ -279,8 +279,8 @@ class Reading:
 
     __slots__ = ("_revision", "_token")
 
-    def __init__(self, revision: int | None, *, primary: bool = False) -> None:
-        self._revision: int | None = None if primary else revision or 0
+    def __init__(self, revision: int | None) -> None:
+        self._revision = revision or 0
 
     def __enter__(self) -> None:
         self._token = _READING.set(self._revision)
@@ -362,11 +362,6 @@ class Database:
         the API runs in one (endpoint.api_route); a response streamed after its handler returned (a
         feed, an export) enters one itself: `with ctx.db.reading(ctx.min_revision):`."""
         return Reading(min_revision)
-
-    def on_primary(self) -> Reading:
-        """`with db.on_primary():` the statements of the block go to the primary, even inside
-        `reading()` (the read cache keeps only what it read there)."""
-        return Reading(None, primary=True)
 
     async def dedicated_connection(self, *, name: str = "relations") -> asyncpg.Connection:
         """A connection of its own, outside the pool, for a session that keeps it (the change feed's

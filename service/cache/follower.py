@@ -16,8 +16,9 @@ the write committed), and its commit was visible to the poll's snapshots. Hence:
 - `synced(project)`: a write of this worker waits, before it answers, for a poll that starts after its
   commit to complete, so this worker's next read never meets an entry the write changed; should that
   take longer than `SYNC_SECONDS`, the project's entries are dropped instead.
-- Fills: an answer read from the primary is kept only if nothing of its project was dropped (and the
-  cache was not emptied) while it was read (`ticket`/`current`): its snapshot is then at least as new
+- Fills: an answer is read on the primary or on a replica that has replayed `through` (every change
+  applied so far committed below it), and kept only if nothing of its project was dropped (and the
+  cache was not emptied) while it was read (`ticket`/`current`): what it read is then at least as new
   as every change applied, and the changes after it will drop it.
 - The LISTEN connection dropping (or any poll failing) empties the cache and bypasses it until the
   connection is back and a poll on it completes; a TRUNCATE of `relation` (counted by its trigger) or a
@@ -74,6 +75,9 @@ class Follower:
         self.ready = False
         self.applied = 0
         self.applied_at = 0.0
+        # Every change applied so far committed below this WAL position: a fill that reads a replica
+        # which has replayed it misses none of them.
+        self.through = 0
         self._session: int | None = None
         self._position: Position | None = None
         self._truncations: int | None = None
@@ -173,6 +177,8 @@ class Follower:
             held = [row for row in rows if row["held"]]
             self._apply(ordered)
             self._apply(held)
+            if ordered or held:  # (a poll that applied nothing leaves it, so fills need not chase the WAL)
+                self.through = max(self.through, int(rows[-1]["wal_end"]))
             if ordered:
                 position = max(Position(bytes(row["commit_key"]), row["id"]) for row in ordered)
             if len(ordered) < PAGE:

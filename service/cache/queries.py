@@ -6,11 +6,12 @@ from service.changes.model import Position
 from service.changes.queries import Reader
 from service.db import Record
 
-# $1, $2 the position read from (a commit key and event id), $3 the page size. Every row carries the
-# WAL position read first and the TRUNCATE count; an empty poll is one row without an event.
+# $1, $2 the position read from (a commit key and event id), $3 the page size. Every row but the last
+# carries the WAL position read first and the TRUNCATE count (an empty page is one row without an
+# event); the last carries only the WAL position read after them (`wal_end`).
 POLL = """
 SELECT wal_position, truncations, held, pruned_key, commit_key, project, id, kind, relation_id, type_alias,
-       parent, child
+       parent, child, wal_end
 FROM relation_cache_poll($1, $2, $3)"""
 
 

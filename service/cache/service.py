@@ -1,5 +1,5 @@
 """A worker's read cache as the request pipeline uses it: `serve` answers a cacheable read from the
-store or reads it (on the primary) and keeps it; `synced` holds a write's answer until the cache no
+store or reads it and keeps it; `synced` holds a write's answer until the cache no
 longer has what the write changed. Every step before (credentials, scope, rate limit, revision) has
 run for a cached answer as for any other; only the handler is skipped."""
 
@@ -46,7 +46,8 @@ class ReadCache:
         if entry is not None:
             return CachedResponse(entry)
         ticket = self.follower.ticket(ctx.project)
-        with ctx.db.on_primary():  # a replica may not have replayed what the cache has applied
+        # A replica only once it has replayed every change the cache has applied (else the primary).
+        with ctx.db.reading(max(self.follower.through, ctx.min_revision or 0)):
             response = await call_next(ctx)
         if response.status_code == 200 and self.follower.current(ctx.project, ticket):
             body = getattr(response, "body", None)
