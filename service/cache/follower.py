@@ -113,7 +113,8 @@ class Follower:
         self._waiting.append((self._started + 1, future))  # the next poll to start
         self._wake.set()
         try:
-            await asyncio.wait_for(future, SYNC_SECONDS)
+            async with asyncio.timeout(SYNC_SECONDS):
+                await future
         except TimeoutError:
             self.drop_project(project)
 
@@ -128,8 +129,11 @@ class Follower:
 
     async def run(self) -> None:
         while True:
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow the cancellation that
+            # stops the worker when it meets the timeout, and this loop would never end.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.heartbeat)
+                async with asyncio.timeout(self.heartbeat):
+                    await self._wake.wait()
             self._wake.clear()
             try:
                 await self._follow()
