@@ -6,7 +6,7 @@
 -- (Citus) and project-scoped reads routed to replicas. `api_key` is looked up before the project is
 -- known (the key names its project), so it is keyed by its own id: a small reference table.
 --
--- schema-version: 13
+-- schema-version: 14
 
 CREATE TABLE IF NOT EXISTS schema_version (
     version     integer     PRIMARY KEY,
@@ -800,6 +800,7 @@ BEGIN
     UPDATE child_list SET size = 0, version = version + 1 WHERE size <> 0;
     DELETE FROM type_count;
     DELETE FROM child_count;
+    UPDATE relation_truncations SET count = count + 1;  -- every worker's read cache empties (service/cache)
     RETURN NULL;
 END $$;
 
@@ -906,4 +907,54 @@ BEGIN
     END IF;
 END $$;
 
-INSERT INTO schema_version (version) VALUES (13) ON CONFLICT (version) DO NOTHING;
+-- === read cache (issue 16) ===
+-- TRUNCATE logs no change (no row trigger fires): it is counted here instead, and a worker's read
+-- cache that sees the count move empties itself.
+CREATE TABLE IF NOT EXISTS relation_truncations (
+    only_row  boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+    count     bigint  NOT NULL DEFAULT 0
+);
+INSERT INTO relation_truncations (only_row, count) VALUES (true, 0) ON CONFLICT DO NOTHING;
+
+-- One poll of a worker's read cache (service/cache/follower.py), in one round trip: the primary's WAL
+-- position first; then, each under a snapshot taken after it, a page of every project's changes after
+-- (p_key, p_id) in commit order (relation_change_page: `held` false), the changes of committed
+-- transactions past that page which the page holds back for older writers (`held` true, at most
+-- p_limit: the cache drops entries, so their order does not matter; the page delivers them again
+-- later), and the TRUNCATE count. So every write acknowledged before the position was read is among
+-- the rows, or among the pages before them. A last row carries only `wal_end`, the WAL position read
+-- after those snapshots: every change among the rows committed below it (a replica that has replayed
+-- it shows them all).
+CREATE OR REPLACE FUNCTION relation_cache_poll(p_key bytea, p_id bigint, p_limit integer)
+RETURNS TABLE (wal_position bigint, truncations bigint, held boolean, pruned_key bytea, commit_key bytea,
+               project text, id bigint, kind text, relation_id bigint, type_alias text, parent uuid,
+               child uuid, wal_end bigint)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_position bigint := pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::bigint;
+BEGIN
+    RETURN QUERY
+    WITH page AS MATERIALIZED (
+        SELECT p.pruned_key, p.commit_key, p.project, p.id, p.kind, p.relation_id, p.type_alias, p.parent,
+               p.child
+        FROM relation_change_page(NULL, p_key, p_id, p_limit) AS p
+    ), last AS (  -- (no max(bytea) before PostgreSQL 17)
+        SELECT coalesce((SELECT page.commit_key FROM page WHERE page.id IS NOT NULL
+                         ORDER BY page.commit_key DESC LIMIT 1), p_key) AS key,
+               (SELECT count(page.id) FROM page) AS events
+    ), held AS (
+        SELECT m.commit_key, e.project, e.id, e.kind, e.relation_id, e.type_alias, e.parent, e.child
+        FROM last, relation_change_commit AS m
+        JOIN relation_change AS e ON e.project = m.project AND e.xid = m.xid
+        WHERE last.events < p_limit AND m.commit_key IS NOT NULL AND m.commit_key > last.key
+        ORDER BY m.commit_key, e.id LIMIT p_limit
+    )
+    SELECT v_position, t.count, false, page.*, NULL::bigint FROM page, relation_truncations AS t
+    UNION ALL
+    SELECT v_position, t.count, true, NULL::bytea, held.*, NULL::bigint FROM held, relation_truncations AS t;
+    RETURN QUERY SELECT NULL::bigint, NULL::bigint, NULL::boolean, NULL::bytea, NULL::bytea, NULL::text,
+        NULL::bigint, NULL::text, NULL::bigint, NULL::text, NULL::uuid, NULL::uuid,
+        pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::bigint;
+END $$;
+
+INSERT INTO schema_version (version) VALUES (14) ON CONFLICT (version) DO NOTHING;

@@ -5,6 +5,7 @@
 --   connect FILE          PATCH a random list path of FILE: connect one new child at the start
 --   set FILE N            PUT a random list path of FILE: set N new random children
 --   mixed READS LISTS     70 % GET a line of READS, 20 % POST, 10 % connect into a list of LISTS
+--   mix90 IDS             90 % GET a line of IDS (/relation/{id}), 10 % PUT a new comment on one
 --
 -- Headers given with -H (Api-Key) are kept; bodies add Content-Type: application/json.
 
@@ -49,7 +50,7 @@ function init(args)
   elseif mode == "set" then
     lists = lines(args[2])
     set_size = tonumber(args[3] or "1000")
-  elseif mode == "mixed" then
+  elseif mode == "mixed" or mode == "mix90" then
     paths = lines(args[2])
     if args[3] and args[3] ~= "-" then lists = lines(args[3]) end
   else
@@ -80,8 +81,17 @@ local function set()
   return wrk.format("PUT", lists[math.random(1, #lists)], body_headers, body)
 end
 
+local function comment()
+  local body = string.format('{"comment":"%s"}', guid())
+  return wrk.format("PUT", paths[math.random(1, #paths)], body_headers, body)
+end
+
 function request()
   if mode == "paths" then return get() end
+  if mode == "mix90" then
+    if math.random() < 0.9 then return get() end
+    return comment()
+  end
   if mode == "post" then return post() end
   if mode == "connect" then return connect() end
   if mode == "set" then return set() end

@@ -124,7 +124,7 @@ class Requests:
     def __init__(self, load: Load) -> None:
         self.mode = load.mode
         args = load.args
-        self.paths = _lines(args[0]) if self.mode in ("paths", "mixed") else []
+        self.paths = _lines(args[0]) if self.mode in ("paths", "mixed", "mix90") else []
         self.type_alias = args[0] if self.mode == "post" and args else "umbDocument"
         self.lists: list[str] = []
         if self.mode in ("connect", "set"):
@@ -138,6 +138,10 @@ class Requests:
         if mode == "mixed":
             roll = random.random()
             mode = "paths" if roll < 0.7 else "post" if roll < 0.9 or not self.lists else "connect"
+        if mode == "mix90":
+            if random.random() < 0.9:
+                return "GET", random.choice(self.paths), None
+            return "PUT", random.choice(self.paths), orjson.dumps({"comment": str(uuid.uuid4())})
         if mode == "paths":
             return "GET", random.choice(self.paths), None
         if mode == "post":

@@ -20,6 +20,7 @@ from starlette.types import ASGIApp
 from service import cursors, docs, health, messages, metrics
 from service.auth import Authenticator
 from service.bulk.routes import routes as bulk_routes
+from service.cache.service import ReadCache
 from service.changes.listener import NOTIFY_AFTER_COMMIT, Listener
 from service.changes.retention import prune_forever as prune_changes_forever
 from service.changes.routes import routes as change_routes
@@ -163,6 +164,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
 
     listener = Listener(db)
+    read_cache = ReadCache(listener, limit_bytes=settings.cache_bytes, max_lag_ms=settings.replica_max_lag_ms)
     rate_limits = RateLimits(db, default=settings.rate_limit, failures=settings.auth_failure_limit)
 
     # A key too short is refused here, at start-up; no key at all only switches webhooks off (503).
@@ -177,6 +179,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             asyncio.create_task(prune_forever(db, hours=settings.idempotency_hours)),
             asyncio.create_task(rate_limits.prune_forever()),
             asyncio.create_task(listener.run()),
+            asyncio.create_task(read_cache.run()),
             asyncio.create_task(
                 prune_changes_forever(db, retention_seconds=settings.changes_retention_seconds)
             ),
@@ -185,7 +188,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await db.sample_once()  # know the replicas before the first request
             chores.append(asyncio.create_task(db.sample_replicas()))
         if metrics.multiprocess_mode():
-            chores.append(asyncio.create_task(metrics.keep_pool_current(db)))
+            chores.append(asyncio.create_task(metrics.keep_current(db, read_cache)))
         # Start-up objects (modules, routes, settings) never die: out of the collector's way, so its
         # full collections stay short (they set the p99 under load).
         gc.collect()
@@ -220,6 +223,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.authenticator = Authenticator(settings, db)
     app.state.rate_limits = rate_limits
     app.state.changes_listener = listener
+    app.state.read_cache = read_cache
     app.state.secret_box = box
     app.state.link_templates = route_templates(routes)
     return app

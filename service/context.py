@@ -38,6 +38,8 @@ class Context:
         self.body = b""
         # `Relations-Min-Revision` of a read (SPEC §12), parsed by the read's revision step.
         self.min_revision: int | None = None
+        # The read cache's poll that will have seen a write's commit (set right after it: wake_readers).
+        self.cache_mark: int | None = None
         self._json: Any = _UNPARSED
 
     @property
@@ -143,6 +145,10 @@ Handler = Callable[[Context], Awaitable[Response]]
 KeyOf = Callable[[Record], ListKey]
 
 
+# What a cacheable read's answer depends on (service/cache/tags.py), from its path.
+ReadTags = Callable[[Context], frozenset[tuple[str, object]]]
+
+
 @dataclass(frozen=True)
 class Operation:
     """One method of a route: its handler, name (for links and logs), the scope it needs, the message
@@ -152,7 +158,9 @@ class Operation:
     `streams_body`: the handler reads `ctx.request.stream()` itself, with a limit of its own (a bulk
     import); the pipeline then neither reads the body nor honours `Idempotency-Key`, whose replay
     needs the whole body to compare. `idempotency` False: the pipeline does not honour
-    `Idempotency-Key` either, because a replay would store the answer (one that carries a secret)."""
+    `Idempotency-Key` either, because a replay would store the answer (one that carries a secret).
+    `cache` (reads only): the tags the answer depends on, from the path (service/cache/tags.py); the
+    worker's read cache may then answer it."""
 
     method: str
     handler: Handler
@@ -162,3 +170,4 @@ class Operation:
     queue: Callable[[Context], Hashable] | None = None
     streams_body: bool = False
     idempotency: bool = True
+    cache: ReadTags | None = None

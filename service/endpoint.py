@@ -22,7 +22,7 @@ from starlette.routing import BaseRoute, Match, Route
 from starlette.types import Scope
 
 from service import reserved
-from service.context import Context, Handler, Operation
+from service.context import Context, Handler, Operation, ReadTags
 from service.pipeline import chain, checked_headers
 
 __all__ = ["ApiRoute", "Context", "Handler", "Operation", "api_route", "assemble", "operation"]
@@ -41,12 +41,14 @@ class OperationFields(TypedDict):
     queue: NotRequired[Callable[[Context], Hashable] | None]
     streams_body: NotRequired[bool]
     idempotency: NotRequired[bool]
+    cache: NotRequired[ReadTags | None]
 
 
 def operation(handler: Handler, **fields: Unpack[OperationFields]) -> Operation:
     """One method of a route; `scope` is what it needs, `queue` (edits only) what it waits in;
     `streams_body` (see Operation) for a handler that reads a large body as a stream; `idempotency`
-    False for a write whose answer must never be stored (it carries a secret)."""
+    False for a write whose answer must never be stored (it carries a secret); `cache` (reads) the
+    tags its answer depends on, for the read cache."""
     return Operation(handler=handler, **fields)
 
 

@@ -1,5 +1,5 @@
-"""Prometheus metrics at `/metrics`: requests and latency by method, route template and status, and the
-database pool.
+"""Prometheus metrics at `/metrics`: requests and latency by method, route template and status, the
+database pool, and the read cache.
 
 Each worker process counts what it serves. With several workers (`relations serve --workers N`), set
 PROMETHEUS_MULTIPROC_DIR to an empty folder the workers share (emptied before each start):
@@ -25,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from service.cache.service import ReadCache
 from service.db import Database
 
 log = logging.getLogger("service.metrics")
@@ -62,6 +63,33 @@ POOL_IN_USE = Gauge(
     multiprocess_mode="livesum",
 )
 
+CACHE_READS = Counter(
+    "relations_cache_reads",
+    "Cacheable reads by outcome: hit (answered from the worker's read cache), miss (read and kept), "
+    "bypass (the cache was off, or not fresh enough for the read: its token or the lag bound).",
+    ["outcome"],
+    registry=REGISTRY,
+)
+CACHE_EVICTIONS = Counter(
+    "relations_cache_evictions",
+    "Read cache entries evicted to stay within RELATIONS_CACHE_BYTES.",
+    registry=REGISTRY,
+)
+CACHE_BYTES = Gauge(
+    "relations_cache_bytes",
+    "Bytes held by the read cache (summed over live workers).",
+    registry=REGISTRY,
+    multiprocess_mode="livesum",
+)
+CACHE_LAG = Gauge(
+    "relations_cache_lag_seconds",
+    "Time since the read cache's applied revision was current: its last complete poll of the change "
+    "log (the largest over live workers); -1 while it is bypassed (following nothing).",
+    registry=REGISTRY,
+    multiprocess_mode="livemax",
+)
+_exported = {"hit": 0, "miss": 0, "bypass": 0, "evictions": 0}
+
 # Label lookups cost more than the increments: keep each (method, route, status)'s children.
 _series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
@@ -84,10 +112,29 @@ def refresh_pool(db: Database) -> None:
     POOL_IN_USE.set(in_use)
 
 
-async def keep_pool_current(db: Database) -> None:
-    """With several workers a scrape reaches one of them; each keeps its own pool figures current."""
+def refresh_cache(cache: ReadCache) -> None:
+    """The cache counts in plain integers on its hot path; they reach the counters here, as deltas."""
+    stats = cache.store.stats
+    counts = {"hit": stats.hits, "miss": stats.misses, "bypass": cache.bypassed, "evictions": stats.evictions}
+    for name, count in counts.items():
+        delta = count - _exported[name]
+        if delta > 0:
+            (CACHE_EVICTIONS if name == "evictions" else CACHE_READS.labels(name)).inc(delta)
+            _exported[name] = count
+    CACHE_BYTES.set(cache.store.bytes)
+    lag = cache.follower.lag_seconds()
+    CACHE_LAG.set(-1 if lag is None or not cache.enabled else lag)
+
+
+def refresh(db: Database, cache: ReadCache) -> None:
+    refresh_pool(db)
+    refresh_cache(cache)
+
+
+async def keep_current(db: Database, cache: ReadCache) -> None:
+    """With several workers a scrape reaches one of them; each keeps its own figures current."""
     while True:
-        refresh_pool(db)
+        refresh(db, cache)
         await asyncio.sleep(POOL_REFRESH_SECONDS)
 
 
@@ -115,7 +162,7 @@ def worker_stopped() -> None:
 
 
 async def metrics(request: Request) -> Response:
-    refresh_pool(request.app.state.db)
+    refresh(request.app.state.db, request.app.state.read_cache)
     return Response(exposition(), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -7,8 +7,12 @@
     rate limit (429)         rate_limit: the credential's budget (service/rate_limits), before the body
     revision (400)           a read: `Relations-Min-Revision`, and its statements marked as reads
                              (replicas); a write: `Relations-Revision` on its success (SPEC §12)
+    (reads)                  cached_read: the worker's read cache answers, or keeps the answer
+                               (only operations that name their `cache` tags; service/cache)
     (writes)                 wake_readers and announce_write: once the write succeeded, this worker's
-                               feed readers wake, and after its revision the others are notified
+                               feed readers wake (and its read cache marks the commit), and after its
+                               revision the others are notified; sync_cache: the answer then waits
+                               until the read cache no longer holds what the write changed
     body (413)               read_body: the body, read once and size-limited once, into `ctx.body`
     queue                    wait_in_queue: edits of one resource (a child list) queue in this worker
                                before they take a database connection (only routes that name a queue)
@@ -33,6 +37,7 @@ from starlette.responses import Response
 from service import messages, revisions
 from service.auth import Authenticator
 from service.bodies import read_limited
+from service.cache.service import ReadCache
 from service.context import Context, Handler, Operation
 from service.errors import BadRequest, Forbidden
 from service.idempotency.service import idempotent
@@ -57,6 +62,7 @@ CHECKED_HEADERS = frozenset(
         b"accept",
         b"umb-project-alias",
         b"relations-min-revision",
+        b"host",  # the read cache's key (the base of an answer's links)
     }
 )
 
@@ -151,6 +157,24 @@ async def answer_revision(ctx: Context, call_next: Handler) -> Response:
     return response
 
 
+async def cached_read(ctx: Context, call_next: Handler) -> Response:
+    """SPEC §12: from the worker's read cache when it is fresh enough for this read, else the
+    handler's answer, kept for the next (service/cache/service.py)."""
+    cache: ReadCache = ctx.request.app.state.read_cache
+    assert ctx.operation.cache is not None
+    return await cache.serve(ctx, ctx.operation.cache, call_next)
+
+
+async def sync_cache(ctx: Context, call_next: Handler) -> Response:
+    """SPEC §12, a worker sees its own writes at once: a write that succeeded answers once the read
+    cache no longer holds anything it changed."""
+    response = await call_next(ctx)
+    if ctx.cache_mark is not None:
+        cache: ReadCache = ctx.request.app.state.read_cache
+        await cache.synced(ctx.project, ctx.cache_mark)
+    return response
+
+
 async def read_body(ctx: Context, call_next: Handler) -> Response:
     ctx.body = await read_limited(ctx.request, limit=ctx.request.app.state.settings.max_body_bytes)
     return await call_next(ctx)
@@ -173,10 +197,13 @@ def queue_for(key: Hashable) -> asyncio.Lock:
 
 async def wake_readers(ctx: Context, call_next: Handler) -> Response:
     """Right after a write that succeeded (committed: the handler's transaction has ended), the change
-    feed's listener wakes this worker's waiting readers (service/changes/listener.py)."""
+    feed's listener wakes this worker's waiting readers (service/changes/listener.py), and the read
+    cache marks the commit: its next poll is the one `sync_cache` waits for."""
     response = await call_next(ctx)
     if response.status_code < 300:
         ctx.request.app.state.changes_listener.committed(ctx.project)
+        cache: ReadCache = ctx.request.app.state.read_cache
+        ctx.cache_mark = cache.mark()
     return response
 
 
@@ -203,11 +230,13 @@ def steps_for(operation: Operation) -> list[Step]:
     steps: list[Step] = [check_version, authenticate, authorise, rate_limit]
     if operation.method not in WRITE_METHODS:
         steps.append(read_revision)
+        if operation.cache is not None:
+            steps.append(cached_read)
         return steps
     # This worker's feed readers wake right after the work; its revision is read next, and only then
     # are the others notified: the after-commit NOTIFY is a statement of its own, and a token past it
-    # would wait for WAL no replica has been sent yet.
-    steps += [announce_write, answer_revision, wake_readers]
+    # would wait for WAL no replica has been sent yet. The answer waits last for the read cache.
+    steps += [sync_cache, announce_write, answer_revision, wake_readers]
     if not operation.streams_body:
         steps.append(read_body)
         if operation.queue is not None:

@@ -195,6 +195,8 @@ class Settings:
     replica_max_lag_ms: int = setting("RELATIONS_REPLICA_MAX_LAG_MS", 100, _int(low=0))
     replica_retry_seconds: int = setting("RELATIONS_REPLICA_RETRY_SECONDS", 5, _int(low=1))
     pgbouncer: str | None = setting("RELATIONS_PGBOUNCER", None, _pgbouncer)
+    # The read cache (each worker's own, kept exact by the change log): its size; 0 turns it off.
+    cache_bytes: int = setting("RELATIONS_CACHE_BYTES", 32 * 1024 * 1024, _int(low=0))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

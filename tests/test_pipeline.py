@@ -204,12 +204,15 @@ def test_steps_in_spec_order() -> None:
     read = Operation("GET", _nothing, "t", READ)
     checks = [pipeline.check_version, pipeline.authenticate, pipeline.authorise, pipeline.rate_limit]
     assert pipeline.steps_for(read) == [*checks, pipeline.read_revision]
+    cached = Operation("GET", _nothing, "t", READ, cache=lambda ctx: frozenset())
+    assert pipeline.steps_for(cached) == [*checks, pipeline.read_revision, pipeline.cached_read]
     edit = Operation("PATCH", _nothing, "t", WRITE, queue=lambda ctx: "list")
     assert pipeline.steps_for(edit) == [
         pipeline.check_version,
         pipeline.authenticate,
         pipeline.authorise,
         pipeline.rate_limit,
+        pipeline.sync_cache,
         pipeline.announce_write,
         pipeline.answer_revision,
         pipeline.wake_readers,
@@ -222,6 +225,7 @@ def test_steps_in_spec_order() -> None:
     streamed = Operation("POST", _nothing, "t", WRITE, streams_body=True)
     assert pipeline.steps_for(streamed) == [
         *checks,
+        pipeline.sync_cache,
         pipeline.announce_write,
         pipeline.answer_revision,
         pipeline.wake_readers,

@@ -18,6 +18,7 @@ from starlette.applications import Starlette
 
 from service import revisions
 from service.app import create_app
+from service.cache.service import ReadCache
 from service.projects.service import SCOPES, create_key
 from service.schema import migrate
 from service.settings import Settings
@@ -67,14 +68,18 @@ class Served:
 
 
 @asynccontextmanager
-async def serving(cluster: Cluster, project: str | None = None) -> AsyncIterator[Served]:
-    """A worker of its own (its pools, its sampler) reading from the cluster's replica."""
+async def serving(
+    cluster: Cluster, project: str | None = None, cache_bytes: int = 0
+) -> AsyncIterator[Served]:
+    """A worker of its own (its pools, its sampler) reading from the cluster's replica; without its read
+    cache unless `cache_bytes` (these tests count the reads that reach each server)."""
     settings = Settings(
         database_url=cluster.primary.url(),
         database_read_urls=(cluster.replica.url(),),
         key_cache_seconds=0,
         replica_max_lag_ms=MAX_LAG_MS,
         replica_retry_seconds=1,
+        cache_bytes=cache_bytes,
     )
     app = create_app(settings)
     async with app.router.lifespan_context(app):
@@ -153,6 +158,30 @@ async def test_reads_land_on_the_replica(cluster: Cluster) -> None:
     # The pools are closed: every backend has reported its statistics.
     await scans_moved(cluster.replica, replica_before, READS)
     assert await scans(cluster.primary) - primary_before < READS
+
+
+async def test_the_read_cache_fills_from_the_replica(cluster: Cluster) -> None:
+    """A miss reads a replica that has replayed every change the cache has applied; repeats are hits."""
+    async with serving(cluster, cache_bytes=1 << 20) as served:
+        cache: ReadCache = served.app.state.read_cache
+        await eventually(lambda: _following(cache))
+        created = await served.create()  # answered once the cache has applied it
+        assert created.status_code == 201, created.text
+        path = f"/relation/{created.json()['_id']}"
+        await caught_up(cluster)
+        await eventually(lambda: _replica_fresh(served))
+        replica_before, primary_before = await scans(cluster.replica), await scans(cluster.primary)
+        for _ in range(READS):
+            answer = await served.client.get(path, headers=served.headers)
+            assert answer.status_code == 200, answer.text
+        assert cache.store.stats.hits >= READS - 1
+    await scans_moved(cluster.replica, replica_before, 1)
+    # (the create's own scans may reach the primary's statistics only now, as its backends exit)
+    assert await scans(cluster.primary) - primary_before < READS
+
+
+async def _following(cache: ReadCache) -> bool:
+    return cache.follower.ready
 
 
 async def _replica_fresh(served: Served) -> bool:

@@ -60,10 +60,17 @@ class Listener:
         self._unsent: set[str] = set()
         self._send = asyncio.Event()
         self._reading = asyncio.Lock()
+        self._sessions = 0
 
     @property
     def listening(self) -> bool:
         return self._connection is not None
+
+    @property
+    def session(self) -> int | None:
+        """Which LISTEN connection this is (a number that grows with every reconnect); None while
+        not listening. A reader that saw it change may have missed notifications in between."""
+        return self._sessions if self._connection is not None else None
 
     def observe(self, callback: Callable[[], None], *, channel: str = CHANNEL) -> None:
         """`callback()` at every notification on `channel` (on the change log's: of any project), and
@@ -189,6 +196,7 @@ class Listener:
             for channel in {CHANNEL, *self._observers}:
                 await connection.add_listener(channel, self._notified)
             self._connection = connection
+            self._sessions += 1
             self._wake_all()  # whatever committed while nobody listened
             await self._lost.wait()
         finally:

@@ -12,6 +12,7 @@ from starlette.responses import Response
 from service import jsonapi, messages
 from service.auth import READ, TYPES_WRITE, WRITE
 from service.bodies import JSON_API, media_type, path_guid
+from service.cache import tags
 from service.child_lists import queries, service
 from service.child_lists.bodies import Edit, read_delete, read_json_api, read_patch, read_post, read_put
 from service.child_lists.service import ListEdit, check_spec, read_alias
@@ -145,7 +146,7 @@ routes: list[ApiRoute] = [
     ApiRoute(
         PATH,
         [
-            operation(get_list, method="GET", name="child-lists:get", scope=READ),
+            operation(get_list, method="GET", name="child-lists:get", scope=READ, cache=tags.parent),
             *(_edit(method) for method in ("PATCH", "PUT", "POST", "DELETE")),
         ],
     )

@@ -7,6 +7,7 @@ from starlette.responses import Response
 from service import messages
 from service.auth import READ, WRITE
 from service.bodies import path_guid, query_bool
+from service.cache import tags
 from service.context import KeyOf
 from service.cursors import MIN_POSITION, ListKey, PageStart, Slice
 from service.db import Record
@@ -174,13 +175,25 @@ async def delete_by_child(ctx: Context) -> Response:
 
 
 routes: list[ApiRoute] = [
-    api_route("/relation/{id:int}", get_relation, method="GET", name="relations:get", scope=READ),
+    api_route(
+        "/relation/{id:int}",
+        get_relation,
+        method="GET",
+        name="relations:get",
+        scope=READ,
+        cache=tags.relation,
+    ),
     api_route("/relation/{id:int}", update_relation, method="PUT", name="relations:update", scope=WRITE),
     api_route("/relation/{id:int}", delete_relation, method="DELETE", name="relations:delete", scope=WRITE),
     api_route("/relation", create_relation, method="POST", name="relations:create", scope=WRITE),
     api_route("/relation/referenced", get_referenced, method="GET", name="relations:referenced", scope=READ),
     api_route(
-        "/relation/parent/{guid}", list_by_parent, method="GET", name="relations:list-by-parent", scope=READ
+        "/relation/parent/{guid}",
+        list_by_parent,
+        method="GET",
+        name="relations:list-by-parent",
+        scope=READ,
+        cache=tags.parent,
     ),
     api_route(
         "/relation/parent/{guid}",
@@ -190,7 +203,12 @@ routes: list[ApiRoute] = [
         scope=WRITE,
     ),
     api_route(
-        "/relation/child/{guid}", list_by_child, method="GET", name="relations:list-by-child", scope=READ
+        "/relation/child/{guid}",
+        list_by_child,
+        method="GET",
+        name="relations:list-by-child",
+        scope=READ,
+        cache=tags.child,
     ),
     api_route(
         "/relation/child/{guid}",
@@ -199,6 +217,20 @@ routes: list[ApiRoute] = [
         name="relations:delete-by-child",
         scope=WRITE,
     ),
-    api_route("/relation/related/{guid}", list_related, method="GET", name="relations:related", scope=READ),
-    api_route("/relation/{alias}", list_by_type, method="GET", name="relations:list-by-type", scope=READ),
+    api_route(
+        "/relation/related/{guid}",
+        list_related,
+        method="GET",
+        name="relations:related",
+        scope=READ,
+        cache=tags.related,
+    ),
+    api_route(
+        "/relation/{alias}",
+        list_by_type,
+        method="GET",
+        name="relations:list-by-type",
+        scope=READ,
+        cache=tags.relation_type,
+    ),
 ]

@@ -1,0 +1,263 @@
+"""The read cache through the API: what it answers, what drops it, and that every check still runs."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from service.cache.follower import Follower
+from service.cache.store import Store
+from service.projects.service import create_key
+from service.rate_limits.policy import RatePolicy
+from service.schema import connect
+from tests.cache.helpers import Worker, worker
+from tests.conftest import MakeProject, Project, guid
+
+LAG_MS = 50
+
+
+@pytest.fixture
+async def one(database_url: str) -> AsyncIterator[Worker]:
+    async with worker(database_url, replica_max_lag_ms=LAG_MS) as found:
+        yield found
+
+
+async def create(
+    http: httpx.AsyncClient, project: Project, parent: str, child: str | None = None
+) -> dict[str, Any]:
+    body = {"parentId": parent, "childId": child or guid(), "relationTypeAlias": "umbDocument"}
+    response = await http.post("/relation", json=body, headers=project.headers)
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+async def test_a_second_read_is_answered_from_the_cache_as_the_first(one: Worker, project: Project) -> None:
+    parent = guid()
+    created = await create(one.http, project, parent)
+    paths = [
+        f"/relation/{created['_id']}",
+        f"/relation/parent/{parent}",
+        f"/relation/parent/{parent}/umbDocument",
+    ]
+    for path in paths:
+        first = await one.http.get(path, headers=project.headers)
+        hits = one.cache.store.stats.hits
+        second = await one.http.get(path, headers=project.headers)
+        assert one.cache.store.stats.hits == hits + 1, path
+        assert second.status_code == first.status_code == 200
+        assert second.content == first.content
+        assert second.headers.get("etag") == first.headers.get("etag")
+        assert second.headers["content-type"] == first.headers["content-type"]
+
+
+async def test_a_worker_sees_its_own_writes_at_once(one: Worker, project: Project) -> None:
+    parent = guid()
+    created = await create(one.http, project, parent)
+    by_id = f"/relation/{created['_id']}"
+    for path in (by_id, f"/relation/parent/{parent}", f"/relation/child/{created['childId']}"):
+        await one.http.get(path, headers=project.headers)  # kept
+    updated = await one.http.put(by_id, json={"comment": "after"}, headers=project.headers)
+    assert updated.status_code == 200
+    assert (await one.http.get(by_id, headers=project.headers)).json()["comment"] == "after"
+    second = await create(one.http, project, parent)
+    listed = (await one.http.get(f"/relation/parent/{parent}", headers=project.headers)).json()
+    assert [item["_id"] for item in listed["_embedded"]["relations"]] == [created["_id"], second["_id"]]
+    listing = f"/relation/parent/{parent}/umbDocument"
+    before = (await one.http.get(listing, headers=project.headers)).json()
+    assert before["_totalItems"] == 2
+    moved = await one.http.put(listing, json=[second["childId"], created["childId"]], headers=project.headers)
+    assert moved.status_code == 200
+    after = (await one.http.get(listing, headers=project.headers)).json()
+    assert [item["childId"] for item in after["_embedded"]["relations"]] == [
+        second["childId"],
+        created["childId"],
+    ]
+    assert (await one.http.delete(by_id, headers=project.headers)).status_code == 200
+    assert (await one.http.get(by_id, headers=project.headers)).status_code == 404
+    child_list = (await one.http.get(f"/relation/child/{created['childId']}", headers=project.headers)).json()
+    assert child_list["_totalItems"] == 0
+
+
+async def test_a_write_of_another_worker_is_seen_with_its_token_and_within_the_bound(
+    database_url: str, project: Project
+) -> None:
+    async with (
+        worker(database_url, replica_max_lag_ms=LAG_MS) as writer,
+        worker(database_url, replica_max_lag_ms=LAG_MS) as reader,
+    ):
+        parent = guid()
+        created = await create(writer.http, project, parent)
+        by_id = f"/relation/{created['_id']}"
+        for _ in range(100):  # until the create's drop has passed and an answer is kept
+            assert (await reader.http.get(by_id, headers=project.headers)).json()["comment"] == ""
+            if reader.cache.store.stats.hits:
+                break
+            await asyncio.sleep(0.01)
+        assert reader.cache.store.stats.hits >= 1
+        for round_ in range(5):
+            written = await writer.http.put(by_id, json={"comment": f"v{round_}"}, headers=project.headers)
+            token = written.headers["relations-revision"]
+            seen = await reader.http.get(by_id, headers={**project.headers, "Relations-Min-Revision": token})
+            assert seen.json()["comment"] == f"v{round_}"
+        await writer.http.put(by_id, json={"comment": "last"}, headers=project.headers)
+        await asyncio.sleep(LAG_MS / 1000)
+        assert (await reader.http.get(by_id, headers=project.headers)).json()["comment"] == "last"
+
+
+async def test_a_write_outside_the_service_drops_what_it_changed(one: Worker, project: Project) -> None:
+    parent = guid()
+    created = await create(one.http, project, parent)
+    path = f"/relation/parent/{parent}"
+    await one.http.get(path, headers=project.headers)
+    await one.http.get(path, headers=project.headers)
+    connection = await connect(one.app.state.settings.database_url)
+    try:
+        await connection.execute("UPDATE relation SET comment = 'by hand' WHERE id = $1", created["_id"])
+        token = await connection.fetchval(
+            "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::bigint"
+        )
+    finally:
+        await connection.close()
+    headers = {**project.headers, "Relations-Min-Revision": f"{token:X}"}
+    assert (await one.http.get(path, headers=headers)).json()["_embedded"]["relations"][0][
+        "comment"
+    ] == "by hand"
+    await asyncio.sleep(LAG_MS / 1000)
+    assert (await one.http.get(path, headers=project.headers)).json()["_embedded"]["relations"][0][
+        "comment"
+    ] == ("by hand")
+
+
+async def test_one_projects_entries_never_answer_another(one: Worker, make_project: MakeProject) -> None:
+    first, second = await make_project(), await make_project()
+    parent = guid()
+    created = await create(one.http, first, parent)
+    for _ in range(2):
+        assert (await one.http.get(f"/relation/{created['_id']}", headers=first.headers)).status_code == 200
+        assert (await one.http.get(f"/relation/parent/{parent}", headers=first.headers)).json()[
+            "_totalItems"
+        ] == 1
+    assert (await one.http.get(f"/relation/{created['_id']}", headers=second.headers)).status_code == 404
+    assert (await one.http.get(f"/relation/parent/{parent}", headers=second.headers)).json()[
+        "_totalItems"
+    ] == 0
+
+
+async def test_a_cached_answer_still_passes_every_check(one: Worker, project: Project) -> None:
+    created = await create(one.http, project, guid())
+    path = f"/relation/{created['_id']}"
+    assert (await one.http.get(path, headers=project.headers)).status_code == 200
+    assert (await one.http.get(path, headers={"Api-Key": "not-a-key"})).status_code == 401
+    writer_only = await project.key("relations:write")
+    assert (await one.http.get(path, headers={"Api-Key": writer_only})).status_code == 403
+    other = {**project.headers, "Umb-Project-Alias": "another-project"}
+    assert (await one.http.get(path, headers=other)).status_code == 403
+    limited = await create_key(
+        project.db, project=project.alias, scopes=["relations:read"], rate_limit=RatePolicy(1, 1)
+    )
+    answers = [(await one.http.get(path, headers={"Api-Key": limited.key})).status_code for _ in range(3)]
+    assert answers[0] == 200 and 429 in answers
+    bad_token = {**project.headers, "Relations-Min-Revision": "not/a/token"}
+    assert (await one.http.get(path, headers=bad_token)).status_code == 400
+
+
+async def test_the_cache_empties_and_is_bypassed_while_the_listening_connection_is_down(
+    one: Worker, project: Project
+) -> None:
+    parent = guid()
+    created = await create(one.http, project, parent)
+    path = f"/relation/{created['_id']}"
+    await one.http.get(path, headers=project.headers)
+    assert len(one.cache.store) >= 1
+    listener = one.app.state.changes_listener
+    connection = await connect(one.app.state.settings.database_url)
+    try:
+        mine = await listener.fetchval("SELECT pg_backend_pid()")
+        await connection.execute("SELECT pg_terminate_backend($1)", mine)
+        for _ in range(500):
+            if not one.cache.follower.ready:
+                break
+            await asyncio.sleep(0.01)
+        assert not one.cache.follower.ready
+        assert len(one.cache.store) == 0
+        bypassed = one.cache.bypassed
+        # While it is down a write elsewhere is still seen: every read goes to the database.
+        await connection.execute("UPDATE relation SET comment = 'while down' WHERE id = $1", created["_id"])
+        if not one.cache.follower.ready:
+            assert (await one.http.get(path, headers=project.headers)).json()["comment"] == "while down"
+            assert one.cache.bypassed > bypassed
+    finally:
+        await connection.close()
+    await one.ready()
+    hits = one.cache.store.stats.hits
+    for _ in range(100):  # used again once it follows (a fill may meet the last drop first)
+        assert (await one.http.get(path, headers=project.headers)).json()["comment"] == "while down"
+        if one.cache.store.stats.hits > hits:
+            break
+        await asyncio.sleep(0.01)
+    assert one.cache.store.stats.hits > hits
+
+
+async def test_a_fill_is_kept_only_if_nothing_of_its_project_was_dropped_meanwhile() -> None:
+    class Quiet:
+        def observe(self, callback: object) -> None:
+            pass
+
+    follower = Follower(Store(1 << 20), Quiet(), max_lag_ms=100)  # type: ignore[arg-type]
+    assert follower.ticket("p") is None  # not following yet: nothing read now is kept
+    follower.ready = True
+    ticket = follower.ticket("p")
+    assert follower.current("p", ticket)
+    follower.drop_project("q")
+    assert follower.current("p", ticket)
+    follower.drop_project("p")
+    assert not follower.current("p", ticket)
+
+
+async def test_the_metrics_show_hits_misses_bytes_and_lag(one: Worker, project: Project) -> None:
+    created = await create(one.http, project, guid())
+    for _ in range(3):
+        await one.http.get(f"/relation/{created['_id']}", headers=project.headers)
+    text = (await one.http.get("/metrics")).text
+    values = {
+        line.split(" ")[0]: float(line.split(" ")[1])
+        for line in text.splitlines()
+        if line.startswith("relations_cache") and " " in line
+    }
+    assert values['relations_cache_reads_total{outcome="hit"}'] >= 2
+    assert values['relations_cache_reads_total{outcome="miss"}'] >= 1
+    assert values["relations_cache_bytes"] > 0
+    assert 0 <= values["relations_cache_lag_seconds"] < 60
+    assert "relations_cache_evictions_total" in values
+
+
+async def test_off_with_zero_bytes(database_url: str, project: Project) -> None:
+    async with worker(database_url, cache_bytes=0) as off:
+        created = await create(off.http, project, guid())
+        for _ in range(2):
+            assert (
+                await off.http.get(f"/relation/{created['_id']}", headers=project.headers)
+            ).status_code == 200
+        assert off.cache.store.stats.hits == 0 and len(off.cache.store) == 0
+
+
+def test_tags_of_a_relation_change() -> None:
+    from service.cache import tags
+
+    parent, child = uuid.uuid4(), uuid.uuid4()
+    row = {"kind": "relation.deleted", "relation_id": 7, "type_alias": "a", "parent": parent, "child": child}
+    assert tags.touched(row) == {("id", 7), ("parent", parent), ("child", child), ("type", "a")}
+    moved = {
+        "kind": "list.reordered",
+        "relation_id": None,
+        "type_alias": "a",
+        "parent": parent,
+        "child": None,
+    }
+    assert tags.touched(moved) == {("parent", parent), ("type", "a")}
+    assert tags.touched({**row, "kind": "relationType.updated"}) is None

@@ -1,0 +1,113 @@
+"""The store: least recently used out first, within its bytes; drops by tag and by project."""
+
+from __future__ import annotations
+
+import gc
+import tracemalloc
+import uuid
+
+from service.cache.store import Entry, Store, cost
+
+HEADERS = ((b"content-type", b"application/hal+json"), (b"content-length", b"512"), (b"vary", b"Accept"))
+
+
+def entry(project: str = "p", *tags: tuple[str, object], size: int = 512) -> Entry:
+    return Entry.of(project, frozenset(tags), bytes(size), HEADERS)
+
+
+def test_get_and_put_count_hits_and_misses() -> None:
+    store = Store(1 << 20)
+    assert store.get(("a",)) is None
+    kept = entry()
+    assert store.put(("a",), kept)
+    assert store.get(("a",)) is kept
+    assert (store.stats.hits, store.stats.misses) == (1, 1)
+
+
+def test_the_least_recently_used_goes_first() -> None:
+    one = cost(("a",), entry())
+    store = Store(one * 8)
+    for key in "abcdefgh":
+        assert store.put((key,), entry())
+    store.get(("a",))  # b is now the oldest
+    store.put(("i",), entry())
+    assert store.get(("b",)) is None
+    assert all(store.get((key,)) is not None for key in "acdefghi")
+    assert store.stats.evictions == 1
+    assert store.bytes <= store.limit
+
+
+def test_an_entry_larger_than_an_eighth_is_not_kept() -> None:
+    store = Store(64 * 1024)
+    assert not store.put(("big",), entry(size=9 * 1024))
+    assert store.get(("big",)) is None
+    assert store.bytes == 0
+
+
+def test_drop_takes_every_entry_under_a_tag_of_that_project_only() -> None:
+    store = Store(1 << 20)
+    parent = uuid.uuid4()
+    store.put(("list",), entry("p", ("parent", parent)))
+    store.put(("related",), entry("p", ("parent", parent), ("child", parent)))
+    store.put(("other",), entry("p", ("parent", uuid.uuid4())))
+    store.put(("elsewhere",), entry("q", ("parent", parent)))
+    store.drop("p", [("parent", parent)])
+    assert store.get(("list",)) is None and store.get(("related",)) is None
+    assert store.get(("other",)) is not None and store.get(("elsewhere",)) is not None
+
+
+def test_drop_project_and_clear() -> None:
+    store = Store(1 << 20)
+    store.put(("a",), entry("p", ("id", 1)))
+    store.put(("b",), entry("q", ("id", 1)))
+    store.drop_project("p")
+    assert store.get(("a",)) is None and store.get(("b",)) is not None
+    store.clear()
+    assert len(store) == 0 and store.bytes == 0
+    store.put(("c",), entry("p", ("id", 1)))  # the indexes were emptied with it
+    store.drop("p", [("id", 1)])
+    assert len(store) == 0
+
+
+def test_replacing_a_key_keeps_the_count_right() -> None:
+    store = Store(1 << 20)
+    store.put(("a",), entry())
+    store.put(("a",), entry(size=100))
+    assert len(store) == 1
+    assert store.bytes == cost(("a",), entry(size=100))
+
+
+def test_the_memory_it_takes_stays_within_its_limit() -> None:
+    """RELATIONS_CACHE_BYTES bounds what the process really allocates for the entries, keys and
+    indexes (tracemalloc), not only the store's own count."""
+    limit = 2 * 1024 * 1024
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        store = Store(limit)
+        for number in range(20_000):  # far more than fit
+            parent = uuid.uuid4()
+            key = (
+                "project-a",
+                f"/relation/parent/{parent}",
+                b"pageSize=20",
+                "application/hal+json",
+                "http",
+                "h:80",
+            )
+            body = b"x" * (200 + number % 1500)
+            headers = [  # as a response's: objects of their own
+                (b"content-length", str(len(body)).encode()),
+                (b"content-type", b"application/hal+json"),
+                (b"etag", f'"{number}"'.encode()),
+                (b"link", f"</relation/parent/{parent}?cursor=abcdef>; rel=next".encode()),
+            ]
+            store.put(key, Entry.of("project-a", frozenset({("parent", parent)}), body, headers))
+        gc.collect()
+        used = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert store.stats.evictions > 0
+    assert store.bytes <= limit
+    assert used <= limit, f"{used} bytes allocated for a store of {limit}"
