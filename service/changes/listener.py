@@ -16,6 +16,7 @@ meanwhile were lost; until then waiters wake every `DISCONNECTED_POLL_SECONDS` a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Callable
@@ -38,6 +39,7 @@ APPLICATION_NAME = "relations-changes"
 HELD_POLL_SECONDS = 0.005
 DISCONNECTED_POLL_SECONDS = 0.5
 RECONNECT_SECONDS = 1.0
+LIVENESS_SECONDS = 1.0
 
 
 @dataclass(eq=False)
@@ -116,6 +118,8 @@ class Listener:
                 rows: list[Record] = await connection.fetch(sql, *args)
                 return rows
             except Exception as error:
+                if connection.is_closed():  # cut while this read was in flight: asyncpg may not say
+                    self._lost.set()
                 answer = translate(error, connecting=False)
                 if answer is None:
                     raise
@@ -198,7 +202,14 @@ class Listener:
             self._connection = connection
             self._sessions += 1
             self._wake_all()  # whatever committed while nobody listened
-            await self._lost.wait()
+            # The termination listener, and a check each second: a connection cut while a read was
+            # in flight on it can end closed without asyncpg calling its termination listeners.
+            while not connection.is_closed():
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(LIVENESS_SECONDS):
+                        await self._lost.wait()
+                if self._lost.is_set():
+                    break
         finally:
             self._connection = None
             if not connection.is_closed():
