@@ -38,8 +38,10 @@ class Context:
         self.body = b""
         # `Relations-Min-Revision` of a read (SPEC §12), parsed by the read's revision step.
         self.min_revision: int | None = None
-        # The read cache's poll that will have seen a write's commit (set right after it: wake_readers).
+        # The read cache's poll that will have seen a write's commit (set right after it: wake_readers),
+        # and — when its handler knows them all — the tags the write touched (service/cache/tags.py).
         self.cache_mark: int | None = None
+        self.touched: frozenset[tuple[str, object]] | None = None
         self._json: Any = _UNPARSED
 
     @property

@@ -167,11 +167,15 @@ async def cached_read(ctx: Context, call_next: Handler) -> Response:
 
 async def sync_cache(ctx: Context, call_next: Handler) -> Response:
     """SPEC §12, a worker sees its own writes at once: a write that succeeded answers once the read
-    cache no longer holds anything it changed."""
+    cache no longer holds anything it changed — at once when its handler named every tag it touched
+    (`ctx.touched`), else after the cache's next poll."""
     response = await call_next(ctx)
     if ctx.cache_mark is not None:
         cache: ReadCache = ctx.request.app.state.read_cache
-        await cache.synced(ctx.project, ctx.cache_mark)
+        if ctx.touched is not None:
+            cache.follower.drop(ctx.project, ctx.touched)
+        else:
+            await cache.synced(ctx.project, ctx.cache_mark)
     return response
 
 

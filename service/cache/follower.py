@@ -34,7 +34,7 @@ import time
 from dataclasses import dataclass
 
 from service.cache import queries, tags
-from service.cache.store import Store
+from service.cache.store import Store, Tag
 from service.changes import feed
 from service.changes.listener import Listener
 from service.changes.model import LAST_ID, Position
@@ -133,6 +133,12 @@ class Follower:
 
     def drop_project(self, project: str) -> None:
         self.store.drop_project(project)
+        self._drops[project] = self._drops.get(project, 0) + 1
+
+    def drop(self, project: str, touched: frozenset[Tag]) -> None:
+        """What a write of this worker changed, dropped right after its commit: a fill that read before
+        it is not kept (its project's drops moved); the poll that sees the change drops it again."""
+        self.store.drop(project, touched)
         self._drops[project] = self._drops.get(project, 0) + 1
 
     # --- the worker's chore ---

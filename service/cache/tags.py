@@ -46,6 +46,13 @@ def relation_type(ctx: Context) -> Tags:
 # --- what a change touches ---
 
 
+def of_relation(row: Any) -> Tags:
+    """What a write of one relation touches (its create, comment change or delete: one event)."""
+    return frozenset(
+        {("id", row["id"]), ("parent", row["parent"]), ("child", row["child"]), ("type", row["type_alias"])}
+    )
+
+
 def touched(change: Any) -> Tags | None:
     """The tags a row of the change log touches (`kind`, `relation_id`, `type_alias`, `parent`,
     `child`: relation_cache_poll's columns); None: the whole project (a relation type's change)."""

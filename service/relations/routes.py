@@ -141,6 +141,7 @@ async def create_relation(ctx: Context) -> Response:
         field, message = APPEND_REFUSALS[row["outcome"]]
         raise invalid_relation(field, message.format(alias=new.type_alias))
     href = ctx.links.relation(row["id"])
+    ctx.touched = tags.of_relation(row)
     return ctx.hal(model.represent(ctx.links, row), status=201, headers={"Location": href})
 
 
@@ -153,6 +154,7 @@ async def update_relation(ctx: Context) -> Response:
     )
     if row is None:
         raise RelationNotFound(current["id"])
+    ctx.touched = tags.of_relation(row)
     return ctx.hal(model.represent(ctx.links, row))
 
 
@@ -161,6 +163,7 @@ async def delete_relation(ctx: Context) -> Response:
     row = await queries.delete(ctx.db, project=ctx.project, relation_id=relation_id)
     if row is None:
         raise RelationNotFound(relation_id)
+    ctx.touched = tags.of_relation(row)
     return ctx.hal(model.represent(ctx.links, row))
 
 

@@ -26,6 +26,13 @@ class Worker:
         cache: ReadCache = self.app.state.read_cache
         return cache
 
+    async def settled(self, project: str) -> None:
+        """Until a poll that starts now has completed: every change so far is applied (and its drop
+        will not meet the fills that follow)."""
+        mark = self.cache.follower.mark()
+        assert mark is not None
+        await self.cache.follower.synced(project, mark)
+
     async def ready(self) -> None:
         """Until its cache follows the log (bounded)."""
         for _ in range(600):

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from service.cache import queries as cache_queries
 from service.cache.follower import Follower
 from service.cache.store import Store
 from service.projects.service import create_key
@@ -39,6 +40,7 @@ async def create(
 async def test_a_second_read_is_answered_from_the_cache_as_the_first(one: Worker, project: Project) -> None:
     parent = guid()
     created = await create(one.http, project, parent)
+    await one.settled(project.alias)
     paths = [
         f"/relation/{created['_id']}",
         f"/relation/parent/{parent}",
@@ -171,6 +173,7 @@ async def test_the_cache_empties_and_is_bypassed_while_the_listening_connection_
 ) -> None:
     parent = guid()
     created = await create(one.http, project, parent)
+    await one.settled(project.alias)
     path = f"/relation/{created['_id']}"
     await one.http.get(path, headers=project.headers)
     assert len(one.cache.store) >= 1
@@ -221,6 +224,7 @@ async def test_a_fill_is_kept_only_if_nothing_of_its_project_was_dropped_meanwhi
 
 async def test_the_metrics_show_hits_misses_bytes_and_lag(one: Worker, project: Project) -> None:
     created = await create(one.http, project, guid())
+    await one.settled(project.alias)
     for _ in range(3):
         await one.http.get(f"/relation/{created['_id']}", headers=project.headers)
     text = (await one.http.get("/metrics")).text
@@ -261,3 +265,32 @@ def test_tags_of_a_relation_change() -> None:
     }
     assert tags.touched(moved) == {("parent", parent), ("type", "a")}
     assert tags.touched({**row, "kind": "relationType.updated"}) is None
+
+
+async def test_a_write_that_names_its_tags_drops_just_those_before_it_answers(
+    one: Worker, project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the cache's polls held back, a comment change is still seen at once on its worker (its
+    handler named the tags it touched), and an entry it did not touch is still answered."""
+    first, other = await create(one.http, project, guid()), await create(one.http, project, guid())
+    paths = [f"/relation/{first['_id']}", f"/relation/{other['_id']}"]
+    await one.settled(project.alias)
+    for path in paths * 2:
+        assert (await one.http.get(path, headers=project.headers)).status_code == 200
+    held = asyncio.Event()
+    poll = cache_queries.poll
+
+    async def held_back(*args: Any, **kwargs: Any) -> Any:
+        await held.wait()
+        return await poll(*args, **kwargs)
+
+    monkeypatch.setattr(cache_queries, "poll", held_back)
+    try:
+        changed = await one.http.put(paths[0], json={"comment": "now"}, headers=project.headers)
+        assert changed.status_code == 200
+        assert (await one.http.get(paths[0], headers=project.headers)).json()["comment"] == "now"
+        hits = one.cache.store.stats.hits
+        assert (await one.http.get(paths[1], headers=project.headers)).status_code == 200
+        assert one.cache.store.stats.hits == hits + 1
+    finally:
+        held.set()

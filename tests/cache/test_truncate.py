@@ -36,6 +36,7 @@ async def test_a_truncate_empties_the_cache(own_database: str) -> None:
         body = {"parentId": guid(), "childId": guid(), "relationTypeAlias": "umbDocument"}
         created = (await one.http.post("/relation", json=body, headers=headers)).json()
         path = f"/relation/{created['_id']}"
+        await one.settled("truncated")
         for _ in range(2):
             assert (await one.http.get(path, headers=headers)).status_code == 200
         assert one.cache.store.stats.hits == 1
