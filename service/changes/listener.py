@@ -98,7 +98,8 @@ class Listener:
             self._held.add(waiter)
             self._held_changed.set()
         try:
-            await asyncio.wait_for(waiter.woken.wait(), seconds)
+            async with asyncio.timeout(seconds):  # (not wait_for: it can swallow a cancellation, 3.11)
+                await waiter.woken.wait()
         except TimeoutError:
             pass
         finally:

@@ -101,8 +101,11 @@ class Dispatcher:
             pause = self.poll
             if batch.held:
                 pause, held_pause = held_pause, min(held_pause * 2, HELD_MAX_SECONDS)
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancellation that
+            # meets its timeout, and this loop would never stop.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), pause)
+                async with asyncio.timeout(pause):
+                    await self._wake.wait()
 
     async def dispatch(self) -> Batch:
         """One batch in one transaction: hold the cursor, read after it, queue, move it."""

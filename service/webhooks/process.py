@@ -87,5 +87,6 @@ async def run_until(stopping: asyncio.Event, settings: Settings, *, parent: int 
             if parent is not None and os.getppid() != parent:
                 log.warning("webhook process: the server that started it has gone; stopping")
                 break
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), PARENT_CHECK_SECONDS)
+            with contextlib.suppress(TimeoutError):  # (asyncio.timeout: see the sender's loop)
+                async with asyncio.timeout(PARENT_CHECK_SECONDS):
+                    await stopping.wait()

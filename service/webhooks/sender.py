@@ -104,8 +104,11 @@ class Sender:
             except Exception:
                 log.exception("webhook sender: claiming failed; retrying in %ss", self.poll)
                 pause = self.poll
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancellation that
+            # meets its timeout, and this loop would never stop.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), pause)
+                async with asyncio.timeout(pause):
+                    await self._wake.wait()
 
     async def _pause(self) -> float:
         due = await queries.seconds_until_due(self.db)
