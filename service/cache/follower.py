@@ -209,15 +209,13 @@ class Follower:
             project = change["project"]
             touched = tags.touched(change)
             if touched is None:
-                self.store.drop_project(project)
+                self.drop_project(project)
             else:
-                self.store.drop(project, touched)
-            self._drops[project] = self._drops.get(project, 0) + 1
+                self.drop(project, touched)
 
     def _truncated(self, count: int) -> None:
         if self._truncations is not None and count != self._truncations:
-            self.store.clear()
-            self._epoch += 1
+            self._empty()
         self._truncations = count
 
     def _release(self, number: int | None) -> None:
@@ -235,9 +233,13 @@ class Follower:
 
     def _reset(self) -> None:
         """Empty and bypassed until the next complete poll (writes waiting need not wait for it)."""
-        self.store.clear()
-        self._epoch += 1
+        self._empty()
         self.ready = False
         self._position = None
         self._truncations = None
         self._release(None)
+
+    def _empty(self) -> None:
+        """No entry left, and no fill that started before kept (its ticket's epoch is past)."""
+        self.store.clear()
+        self._epoch += 1
