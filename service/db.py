@@ -103,7 +103,12 @@ REPLICA_PROBE_TIMEOUT_SECONDS = 1.0
 PRIMARY_POSITION = "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint"
 # After a commit: the insert position is past the commit record even with synchronous_commit off.
 COMMITTED_POSITION = "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::bigint"
-REPLAY_POSITION = "SELECT pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0')::bigint"
+# Null on a server that is not in recovery: a primary started after a crash (or from a base backup)
+# keeps the last position its recovery replayed, so pg_last_wal_replay_lsn() alone does not tell.
+REPLAY_POSITION = (
+    "SELECT CASE WHEN pg_is_in_recovery()"
+    " THEN pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0')::bigint END"
+)
 
 
 def split_url(url: str) -> tuple[str, dict[str, Any]]:
@@ -483,7 +488,7 @@ class Database:
             replica.trip(f"{type(cause).__name__}: {cause}")
             return None
         if position is None:
-            replica.trip("not a standby (pg_last_wal_replay_lsn() is null)")
+            replica.trip("not a standby (pg_is_in_recovery() is false)")
             return None
         return int(position)
 

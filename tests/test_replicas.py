@@ -102,7 +102,7 @@ async def test_a_read_url_that_is_not_a_standby_is_not_used(database_url: str) -
     try:
         await db.sample_once()
         (replica,) = db.replicas
-        assert replica.down_reason == "not a standby (pg_last_wal_replay_lsn() is null)"
+        assert replica.down_reason == "not a standby (pg_is_in_recovery() is false)"
     finally:
         await db.disconnect()
 
