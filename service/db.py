@@ -106,8 +106,7 @@ COMMITTED_POSITION = "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')
 # Null on a server that is not in recovery: a primary started after a crash (or from a base backup)
 # keeps the last position its recovery replayed, so pg_last_wal_replay_lsn() alone does not tell.
 REPLAY_POSITION = (
-    "SELECT CASE WHEN pg_is_in_recovery()"
-    " THEN pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0')::bigint END"
+    "SELECT CASE WHEN pg_is_in_recovery() THEN pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0')::bigint END"
 )
 
 

@@ -12,7 +12,10 @@ the write committed), and its commit was visible to the poll's snapshots. Hence:
   after the poll's snapshot, while no WAL was written).
 - `applied_at`: when that poll was sent. Nothing older than it is missing, so a read without a token
   may use the cache while `now - applied_at` is within RELATIONS_REPLICA_MAX_LAG_MS; an idle worker
-  polls every quarter of that bound (`heartbeat`), a busy one at every notification.
+  polls every quarter of that bound (`heartbeat`), a busy one when notified of a commit, but not
+  sooner than a tenth of the bound (`floor`) after its last poll began: under many writers the polls
+  would otherwise run back to back and take the requests' CPU. A write of this worker that waits for
+  a poll (`synced`) does not wait for the floor.
 - `mark()` and `synced(project, mark)`: a write of this worker waits, before it answers, for a poll
   that started after its commit to complete, so this worker's next read never meets an entry the
   write changed; should that take longer than `SYNC_SECONDS`, the project's entries are dropped
@@ -72,6 +75,7 @@ class Follower:
         self.store = store
         self.max_lag = max_lag_ms / 1000
         self.heartbeat = min(max(self.max_lag / 4, 0.01), 1.0)
+        self.floor = min(self.max_lag / 10, self.heartbeat)
         self._listener = listener
         self.ready = False
         self.applied = 0
@@ -87,7 +91,9 @@ class Follower:
         self._started = 0  # polls sent
         self._done_through = 0  # the newest complete poll
         self._waiting: list[tuple[int, asyncio.Future[None]]] = []
-        self._wake = asyncio.Event()
+        self._last_sent = 0.0  # when the last poll began
+        self._wake = asyncio.Event()  # a commit was notified (or made here)
+        self._urgent = asyncio.Event()  # a write of this worker waits for the next poll
         listener.observe(self._wake.set)
 
     # --- what reads and writes ask ---
@@ -109,7 +115,8 @@ class Follower:
 
     def mark(self) -> int | None:
         """Right after a commit of this worker (synchronously, so no poll has started since): the
-        poll that will have seen it, woken now; None while bypassed (emptied when it was last reset)."""
+        poll that will have seen it, due now (past the floor, at once if the write waits for it with
+        `synced`); None while bypassed (emptied when it was last reset)."""
         if not self.ready:
             return None
         self._wake.set()
@@ -122,6 +129,7 @@ class Follower:
             return  # (not ready: emptied by a reset since the mark, and bypassed)
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting.append((mark, future))
+        self._urgent.set()
         try:
             async with asyncio.timeout(SYNC_SECONDS):
                 await future
@@ -145,18 +153,29 @@ class Follower:
 
     async def run(self) -> None:
         while True:
-            # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow the cancellation that
-            # stops the worker when it meets the timeout, and this loop would never end.
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.heartbeat):
-                    await self._wake.wait()
-            self._wake.clear()
+            await self._due()
             try:
                 await self._follow()
             except Exception as error:  # an outage: bypassed until a poll completes again
                 log.warning("read cache: cannot follow the change log: %s", error)
                 self._reset()
                 await asyncio.sleep(FAILED_SECONDS)
+
+    async def _due(self) -> None:
+        """Until the next poll is due: a commit notified and the floor passed since the last poll
+        began, a write waiting for it, or the heartbeat."""
+        # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow the cancellation that
+        # stops the worker when it meets the timeout, and this loop would never end.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.heartbeat):
+                await self._wake.wait()
+        rest = self._last_sent + self.floor - time.monotonic()
+        if rest > 0 and not self._waiting:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(rest):
+                    await self._urgent.wait()
+        self._wake.clear()
+        self._urgent.clear()
 
     async def _follow(self) -> None:
         session = self._listener.session
@@ -168,6 +187,7 @@ class Follower:
         if self._position is None:
             self._position = await feed.end(self._listener)
         self._started += 1
+        self._last_sent = time.monotonic()
         number = self._started
         found = await self._poll(self._position)
         if self._listener.session != session:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -294,3 +295,70 @@ async def test_a_write_that_names_its_tags_drops_just_those_before_it_answers(
         assert one.cache.store.stats.hits == hits + 1
     finally:
         held.set()
+
+
+@pytest.fixture
+async def slow_bound(database_url: str) -> AsyncIterator[Worker]:
+    """A lag bound of 10 s: a heartbeat and a floor between polls of 1 s."""
+    async with worker(database_url, replica_max_lag_ms=10_000) as found:
+        yield found
+
+
+def counted_polls(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The times of the cache's polls from now on."""
+    sent: list[float] = []
+    poll = cache_queries.poll
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        sent.append(asyncio.get_running_loop().time())
+        return await poll(*args, **kwargs)
+
+    monkeypatch.setattr(cache_queries, "poll", counted)
+    return sent
+
+
+async def test_commits_in_a_burst_wake_a_poll_at_most_once_per_floor(
+    slow_bound: Worker, project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each commit wakes the cache's poll, but polls begin at least `floor` apart (else under many
+    writers they run back to back); a comment change does not wait for one (its handler names its tags)."""
+    created = await create(slow_bound.http, project, guid())
+    path = f"/relation/{created['_id']}"
+    await slow_bound.settled(project.alias)
+    assert slow_bound.cache.follower.floor == 1.0
+    sent = counted_polls(monkeypatch)
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    for n in range(20):
+        changed = await slow_bound.http.put(path, json={"comment": f"c{n}"}, headers=project.headers)
+        assert changed.status_code == 200
+        assert (await slow_bound.http.get(path, headers=project.headers)).json()["comment"] == f"c{n}"
+    elapsed = loop.time() - began
+    assert len(sent) <= int(elapsed / slow_bound.cache.follower.floor) + 1, (len(sent), elapsed)
+    assert all(later - earlier >= 0.99 for earlier, later in itertools.pairwise(sent))
+
+
+async def test_a_write_that_waits_for_a_poll_does_not_wait_for_the_floor(
+    slow_bound: Worker, project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A list edit names no tags: it answers once a poll that began after its commit has completed.
+    That poll begins at once, not after the floor (1 s here, past the write's 0.5 s wait, after which
+    the project's entries would be dropped instead)."""
+    parent = guid()
+    await create(slow_bound.http, project, parent)
+    await slow_bound.settled(project.alias)
+    sent = counted_polls(monkeypatch)
+    dropped: list[str] = []
+    follower = slow_bound.cache.follower
+    drop_project = follower.drop_project
+
+    def recorded(alias: str) -> None:
+        dropped.append(alias)
+        drop_project(alias)
+
+    monkeypatch.setattr(follower, "drop_project", recorded)
+    path = f"/relation/parent/{parent}/umbDocument"
+    edited = await slow_bound.http.patch(path, json={"connect": [guid()]}, headers=project.headers)
+    assert edited.status_code == 200, edited.text
+    assert len(sent) >= 1  # a poll ran for it …
+    assert project.alias not in dropped  # … and released it before its wait ran out
