@@ -34,6 +34,7 @@ class Receiver:
         self.port = 0
         self._arrived = asyncio.Condition()
         self._writers: set[asyncio.StreamWriter] = set()
+        self._handlers: set[asyncio.Task[None]] = set()
 
     @property
     def url(self) -> str:
@@ -47,6 +48,9 @@ class Receiver:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)
+        handler = asyncio.current_task()
+        if handler is not None:
+            self._handlers.add(handler)
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -69,6 +73,8 @@ class Receiver:
             pass
         finally:
             self._writers.discard(writer)
+            if handler is not None:
+                self._handlers.discard(handler)
             writer.close()
 
     @asynccontextmanager
@@ -79,5 +85,12 @@ class Receiver:
             yield self
         finally:
             server.close()
-            for writer in self._writers:
+            for writer in list(self._writers):
                 writer.close()
+            # Each connection's handler ends once its stream is closed (one still answering is given a
+            # second); left to the loop's shutdown, they would be cancelled and asyncio would print
+            # each one's CancelledError.
+            if self._handlers:
+                _, hanging = await asyncio.wait(self._handlers, timeout=1)
+                for handler in hanging:
+                    handler.cancel()

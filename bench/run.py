@@ -543,6 +543,7 @@ def main(argv: list[str] | None = None) -> int:
                 {"Api-Key": webhook_key(url)},
                 headers,
                 lambda: bench.measure("webhook: mixed load", service.url, mixed, headers),
+                (dsn, options),
             )
             log(f"  webhook lag: {webhook_lag}")
         if bench.wanted("logcost"):
@@ -651,6 +652,10 @@ def main(argv: list[str] | None = None) -> int:
             f"max {webhook_lag['max_ms']:.1f} ms; single changes with the service idle: "
             f"{webhook_lag['idle_deliveries']} deliveries, lag p50 {webhook_lag['idle_p50_ms']:.1f} ms, "
             f"max {webhook_lag['idle_max_ms']:.1f} ms"
+        )
+        steps = ", ".join(f"{name} {ms:.1f}" for name, ms in webhook_lag["stages_p50_ms"].items())
+        lines.append(
+            f"  where a delivery's time went (p50 of each step, ms, from the delivery rows): {steps}"
         )
     lines.append("")
     lines.extend(targets(rows, refs, scale, small_scale, memory))

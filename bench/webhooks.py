@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import asyncpg
 import httpx
 import orjson
 from standardwebhooks import Webhook
@@ -30,9 +31,11 @@ def _committed(text: str) -> float:
 class Receiving:
     """The receiver on a thread of its own (its own event loop), and the webhook pointing at it."""
 
-    def __init__(self, base_url: str, headers: dict[str, str]) -> None:
+    def __init__(self, base_url: str, headers: dict[str, str], database: tuple[str, dict[str, Any]]) -> None:
         self.base_url = base_url
         self.headers = headers
+        self.database = database
+        self.stages: dict[str, float] = {}
         self.lags_ms: list[float] = []
         self.ids: list[str] = []
         self.first: Received | None = None
@@ -56,6 +59,7 @@ class Receiving:
             self.secret, self.webhook = made.json()["secret"], made.json()["id"]
             self.ready.set()
             await asyncio.to_thread(self.stopping.wait)
+            self.stages = await stages(*self.database, webhook=self.webhook)
             await http.delete(f"/webhook/{self.webhook}")
 
     def __enter__(self) -> Receiving:
@@ -85,6 +89,29 @@ class Receiving:
         }
 
 
+# Where a delivery's time goes, from its row (p50 of each step, ms): the commit (the body's timestamp)
+# to its row (queued by the dispatcher), to its last attempt (claimed by a sender and sent), to its
+# outcome's write (the answer and the statement that records it).
+STAGES = """
+SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY queued) AS "commit to queued",
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY claimed) AS "queued to sent",
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY recorded) AS "sent to recorded"
+FROM (SELECT extract(epoch FROM created_at - (body::jsonb ->> 'timestamp')::timestamptz) * 1000 AS queued,
+             extract(epoch FROM last_attempt_at - created_at) * 1000 AS claimed,
+             extract(epoch FROM delivered_at - last_attempt_at) * 1000 AS recorded
+      FROM webhook_delivery WHERE webhook_id = $1 AND state = 'delivered') AS steps
+"""
+
+
+async def stages(dsn: str, options: dict[str, Any], *, webhook: str) -> dict[str, float]:
+    connection = await asyncpg.connect(dsn, **options)
+    try:
+        row = await connection.fetchrow(STAGES, uuid.UUID(webhook))
+    finally:
+        await connection.close()
+    return {name: float(value) for name, value in row.items() if value is not None}
+
+
 IDLE_CHANGES = 20
 
 
@@ -102,11 +129,16 @@ def _idle_changes(base_url: str, headers: dict[str, str]) -> None:
 
 
 def lag(
-    base_url: str, headers: dict[str, str], writer: dict[str, str], run_load: Callable[[], Result]
+    base_url: str,
+    headers: dict[str, str],
+    writer: dict[str, str],
+    run_load: Callable[[], Result],
+    database: tuple[str, dict[str, Any]],
 ) -> dict[str, Any]:
     """The webhook's commit-to-receiver lag while `run_load` (the mixed load) runs, and then of single
-    changes with the service otherwise idle (`writer`: headers of a key that may create relations)."""
-    with Receiving(base_url, headers) as receiving:
+    changes with the service otherwise idle (`writer`: headers of a key that may create relations);
+    `stages`: where the deliveries' time went, read from their rows (`database`: dsn and options)."""
+    with Receiving(base_url, headers, database) as receiving:
         result = run_load()
         time.sleep(3)  # the backlog of the load drains
         loaded = receiving.summary()
@@ -119,4 +151,5 @@ def lag(
         "idle_deliveries": idle["deliveries"],
         "idle_p50_ms": idle["p50_ms"],
         "idle_max_ms": idle["max_ms"],
+        "stages_p50_ms": receiving.stages,
     }
