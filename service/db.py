@@ -110,6 +110,13 @@ REPLAY_POSITION = (
 )
 
 
+# The service's statements read and write a page of rows by index: compiling one (PostgreSQL's JIT, for
+# any plan whose estimated cost passes jit_above_cost, which a just-grown table's statistics or a large
+# log can give) took 10 to 20 ms, against well under a millisecond to run it. (Through a transaction-
+# pooling pgbouncer no startup setting is carried; the hottest functions turn it off themselves.)
+NO_JIT = {"jit": "off"}
+
+
 def split_url(url: str) -> tuple[str, dict[str, Any]]:
     """`databases` drops `?host=/socket/dir` (used by the embedded server); pass it as an option."""
     parts = urlsplit(url)
@@ -166,6 +173,7 @@ class Pool:
         else:
             settings["statement_timeout"] = str(statement_timeout_ms)
             settings["idle_in_transaction_session_timeout"] = str(max(statement_timeout_ms * 2, 10000))
+            settings.update(NO_JIT)
             command_timeout = max(statement_timeout_ms / 1000 * 2, 10)
             settings.update(session or {})
         self.open_connections = 0
@@ -372,7 +380,11 @@ class Database:
         LISTEN), named `name` in pg_stat_activity, to `listen_url` (never through a transaction-pooling
         pgbouncer); the caller closes it. Driver failures are raised as they are: its owner reconnects."""
         plain_url, options = split_url(self.listen_url)
-        settings = {"application_name": name, "statement_timeout": str(self.primary.statement_timeout_ms)}
+        settings = {
+            "application_name": name,
+            "statement_timeout": str(self.primary.statement_timeout_ms),
+            **NO_JIT,
+        }
         return await asyncpg.connect(plain_url, server_settings=settings, **options)
 
     @asynccontextmanager
