@@ -21,9 +21,11 @@ the write committed), and its commit was visible to the poll's snapshots. Hence:
   write changed; should that take longer than `SYNC_SECONDS`, the project's entries are dropped
   instead.
 - Fills: an answer is read on the primary or on a replica that has replayed `through` (every change
-  applied so far committed below it), and kept only if nothing of its project was dropped (and the
-  cache was not emptied) while it was read (`ticket`/`current`): what it read is then at least as new
-  as every change applied, and the changes after it will drop it.
+  applied so far committed below it), and kept only if no drop touched its tags (or its project
+  whole) and the cache was not emptied while it was read (`ticket`/`current`): what it read is then
+  at least as new as every change applied that it depends on, and the changes after it will drop it.
+  The drops of the last moments are kept for that check (`RECENT_DROPS`; a fill older than those is
+  not kept), so a write elsewhere in a busy project does not cost every fill under way.
 - The LISTEN connection dropping (or any poll failing) empties the cache and bypasses it until the
   connection is back and a poll on it completes; a TRUNCATE of `relation` (counted by its trigger) or a
   position past the log's retention empties it too."""
@@ -34,6 +36,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass
 
 from service.cache import queries, tags
@@ -49,6 +52,8 @@ PAGE = 1000
 SYNC_SECONDS = 0.5
 RETRY_SECONDS = 0.002  # a poll that found more held back than a page: again, soon
 FAILED_SECONDS = 0.5
+# Drops remembered for the fills under way: far more than happen while one answer is read.
+RECENT_DROPS = 4096
 
 
 @dataclass(frozen=True)
@@ -64,10 +69,18 @@ class Poll:
 
 @dataclass(frozen=True)
 class Ticket:
-    """What a fill saw when it started: answers may be kept if it is still `current`."""
+    """What a fill saw when it started (the cache's epoch, the number of drops so far): its answer may
+    be kept if it is still `current`."""
 
     epoch: int
     drops: int
+
+
+@dataclass(frozen=True, slots=True)
+class Drop:
+    number: int
+    project: str
+    tags: frozenset[Tag] | None  # None: the project whole
 
 
 class Follower:
@@ -87,7 +100,8 @@ class Follower:
         self._position: Position | None = None
         self._truncations: int | None = None
         self._epoch = 0
-        self._drops: dict[str, int] = {}
+        self._dropped = 0  # drops so far
+        self._recent: deque[Drop] = deque(maxlen=RECENT_DROPS)
         self._started = 0  # polls sent
         self._done_through = 0  # the newest complete poll
         self._waiting: list[tuple[int, asyncio.Future[None]]] = []
@@ -106,12 +120,23 @@ class Follower:
             return min_revision < self.applied
         return time.monotonic() - self.applied_at <= self.max_lag
 
-    def ticket(self, project: str) -> Ticket | None:
+    def ticket(self) -> Ticket | None:
         """Taken before a fill reads; None while bypassed (nothing read then is kept)."""
-        return Ticket(self._epoch, self._drops.get(project, 0)) if self.ready else None
+        return Ticket(self._epoch, self._dropped) if self.ready else None
 
-    def current(self, project: str, ticket: Ticket | None) -> bool:
-        return ticket is not None and ticket == self.ticket(project)
+    def current(self, project: str, tags: frozenset[Tag], ticket: Ticket | None) -> bool:
+        """Whether an answer of `project` that depends on `tags`, read since `ticket`, may be kept: the
+        cache was not emptied, and no drop since touched those tags or the project whole."""
+        if ticket is None or not self.ready or ticket.epoch != self._epoch:
+            return False
+        if self._dropped - ticket.drops > len(self._recent):
+            return False  # drops since are no longer remembered
+        for drop in reversed(self._recent):
+            if drop.number <= ticket.drops:
+                break
+            if drop.project == project and (drop.tags is None or not drop.tags.isdisjoint(tags)):
+                return False
+        return True
 
     def mark(self) -> int | None:
         """Right after a commit of this worker (synchronously, so no poll has started since): the
@@ -141,13 +166,18 @@ class Follower:
 
     def drop_project(self, project: str) -> None:
         self.store.drop_project(project)
-        self._drops[project] = self._drops.get(project, 0) + 1
+        self._remember(project, None)
 
     def drop(self, project: str, touched: frozenset[Tag]) -> None:
-        """What a write of this worker changed, dropped right after its commit: a fill that read before
-        it is not kept (its project's drops moved); the poll that sees the change drops it again."""
+        """What a change touched (also a write of this worker, right after its commit; the poll that
+        sees it drops it again): the entries filed under those tags, and a fill under way that
+        depends on any of them is not kept."""
         self.store.drop(project, touched)
-        self._drops[project] = self._drops.get(project, 0) + 1
+        self._remember(project, touched)
+
+    def _remember(self, project: str, tags: frozenset[Tag] | None) -> None:
+        self._dropped += 1
+        self._recent.append(Drop(self._dropped, project, tags))
 
     # --- the worker's chore ---
 

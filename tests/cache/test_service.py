@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from service.cache import queries as cache_queries
-from service.cache.follower import Follower
+from service.cache.follower import RECENT_DROPS, Follower
 from service.cache.store import Store
 from service.projects.service import create_key
 from service.rate_limits.policy import RatePolicy
@@ -207,20 +207,42 @@ async def test_the_cache_empties_and_is_bypassed_while_the_listening_connection_
     assert one.cache.store.stats.hits > hits
 
 
-async def test_a_fill_is_kept_only_if_nothing_of_its_project_was_dropped_meanwhile() -> None:
+async def test_a_fill_is_kept_only_if_nothing_it_depends_on_was_dropped_meanwhile() -> None:
     class Quiet:
         def observe(self, callback: object) -> None:
             pass
 
     follower = Follower(Store(1 << 20), Quiet(), max_lag_ms=100)  # type: ignore[arg-type]
-    assert follower.ticket("p") is None  # not following yet: nothing read now is kept
+    mine = frozenset({("parent", "a")})
+    assert follower.ticket() is None  # not following yet: nothing read now is kept
     follower.ready = True
-    ticket = follower.ticket("p")
-    assert follower.current("p", ticket)
-    follower.drop_project("q")
-    assert follower.current("p", ticket)
-    follower.drop_project("p")
-    assert not follower.current("p", ticket)
+    ticket = follower.ticket()
+    assert follower.current("p", mine, ticket)
+    follower.drop_project("q")  # another project
+    follower.drop("p", frozenset({("parent", "b"), ("id", 3)}))  # other tags of this one
+    assert follower.current("p", mine, ticket)
+    follower.drop("p", frozenset({("parent", "a"), ("id", 4)}))
+    assert not follower.current("p", mine, ticket)
+    assert follower.current("p", frozenset({("id", 5)}), ticket)
+    follower.drop_project("p")  # the project whole
+    assert not follower.current("p", frozenset({("id", 5)}), ticket)
+    later = follower.ticket()
+    assert follower.current("p", mine, later)
+
+
+def test_a_fill_older_than_the_drops_remembered_is_not_kept() -> None:
+    class Quiet:
+        def observe(self, callback: object) -> None:
+            pass
+
+    follower = Follower(Store(1 << 20), Quiet(), max_lag_ms=100)  # type: ignore[arg-type]
+    follower.ready = True
+    ticket = follower.ticket()
+    for number in range(RECENT_DROPS):
+        follower.drop("q", frozenset({("id", number)}))
+    assert follower.current("p", frozenset({("id", 1)}), ticket)  # each of them still known
+    follower.drop("q", frozenset({("id", -1)}))
+    assert not follower.current("p", frozenset({("id", 1)}), ticket)  # one was forgotten
 
 
 async def test_the_metrics_show_hits_misses_bytes_and_lag(one: Worker, project: Project) -> None:
