@@ -303,27 +303,42 @@ BEGIN
         FROM old_rows ORDER BY id;
     ELSE
         -- A comment change is relation.updated; a change of positions is one list.reordered per list
-        -- (completed at commit with the list's ETag, and kept once per list and transaction).
+        -- (completed at commit with the list's ETag, and kept once per list and transaction). No route
+        -- moves a relation to another parent, child or type, but an UPDATE past the API may: that is
+        -- the relation as it was deleted and the relation as it is created, so the feed, webhooks and
+        -- the read cache (which drops what both touch) follow it too.
         WITH changed AS (
-            SELECT n.*, o.comment IS DISTINCT FROM n.comment AS commented, o.position <> n.position AS moved
+            SELECT n.*, o.type_alias AS old_type_alias, o.parent AS old_parent, o.child AS old_child,
+                   o.comment AS old_comment, o.created_at AS old_created_at,
+                   (o.type_alias, o.parent, o.child) IS DISTINCT FROM (n.type_alias, n.parent, n.child)
+                       AS rekeyed,
+                   o.comment IS DISTINCT FROM n.comment AS commented, o.position <> n.position AS repositioned
             FROM new_rows AS n JOIN old_rows AS o ON o.project = n.project AND o.id = n.id
             WHERE o.comment IS DISTINCT FROM n.comment OR o.position <> n.position
+               OR (o.type_alias, o.parent, o.child) IS DISTINCT FROM (n.type_alias, n.parent, n.child)
         ), marked AS (
             INSERT INTO relation_change_commit AS m (project, xid, moved_lists)
-            SELECT project, v_xid, bool_or(moved) FROM changed GROUP BY project
+            SELECT project, v_xid, bool_or(repositioned AND NOT rekeyed) FROM changed GROUP BY project
             ON CONFLICT (project, xid) DO UPDATE SET moved_lists = true WHERE excluded.moved_lists
         )
         INSERT INTO relation_change (project, xid, kind, relation_id, type_alias, parent, child, comment,
                                      created_at)
         SELECT project, v_xid, kind, relation_id, type_alias, parent, child, comment, created_at FROM (
-            SELECT project, 'relation.updated' AS kind, id AS relation_id, type_alias, parent, child,
-                   comment, created_at, 0 AS part, id AS rank
-            FROM changed WHERE commented
+            SELECT project, 'relation.deleted' AS kind, id AS relation_id, old_type_alias AS type_alias,
+                   old_parent AS parent, old_child AS child, old_comment AS comment,
+                   old_created_at AS created_at, 0 AS part, id AS rank, 0 AS step
+            FROM changed WHERE rekeyed
+            UNION ALL
+            SELECT project, 'relation.created', id, type_alias, parent, child, comment, created_at, 0, id, 1
+            FROM changed WHERE rekeyed
+            UNION ALL
+            SELECT project, 'relation.updated', id, type_alias, parent, child, comment, created_at, 0, id, 0
+            FROM changed WHERE commented AND NOT rekeyed
             UNION ALL
             SELECT DISTINCT project, 'list.reordered', NULL::bigint, type_alias, parent, NULL::uuid,
-                   NULL::text, NULL::timestamptz, 1, 0
-            FROM changed WHERE moved
-        ) AS events ORDER BY part, rank, parent, type_alias;
+                   NULL::text, NULL::timestamptz, 1, 0, 0
+            FROM changed WHERE repositioned AND NOT rekeyed
+        ) AS events ORDER BY part, rank, step, parent, type_alias;
     END IF;
     RETURN NULL;
 END $$;

@@ -78,11 +78,6 @@ def settings(database_url: str) -> Settings:
         secret_key=TEST_SECRET_KEY,
         webhook_allow_private=True,
         webhook_delivery=False,
-        # The read cache has tests of its own (tests/cache, tests/test_replication.py); the shared app
-        # runs without it because tests/test_counters.py moves relations' parents past the API with an
-        # UPDATE, which the change log does not record (a known gap: neither the feed nor the cache
-        # sees such a repair until the rows change again).
-        cache_bytes=0,
     )
 
 

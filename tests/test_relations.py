@@ -206,6 +206,15 @@ async def test_update_comment_only(client: httpx.AsyncClient, project: Project) 
     assert (await client.get(url, headers=project.headers)).json()["comment"] == "newer"
     missing = await client.put("/relation/999999999999", json={"comment": "x"}, headers=project.headers)
     assert missing.status_code == 404
+    # A missing relation is 404 whatever the body; a bad body and a changed field are one 422.
+    bad = {"comment": 5, "childId": guid()}
+    assert (await client.put("/relation/999999999999", json=bad, headers=project.headers)).status_code == 404
+    both = await client.put(url, json=bad, headers=project.headers)
+    assert set(error_of(both)["details"]["errors"]) == {"comment", "childId"}
+    kept = await client.put(url, json={"childId": created["childId"]}, headers=project.headers)
+    assert kept.status_code == 200 and kept.json()["comment"] == "newer"  # no comment: kept
+    cleared = await client.put(url, json={"comment": None}, headers=project.headers)
+    assert cleared.json()["comment"] == ""
 
 
 async def test_delete_by_parent_and_child(client: httpx.AsyncClient, project: Project) -> None:

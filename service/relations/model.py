@@ -41,25 +41,40 @@ def read_new(body: dict[str, Any]) -> NewRelation:
     return NewRelation(parent, child, str(type_alias), comment)
 
 
-def read_update(body: dict[str, Any], current: Any) -> str:
-    """The new comment; any other field present must equal the stored value."""
+# The fields of a PUT body that must equal the stored ones, by column.
+IMMUTABLE_FIELDS = (("parentId", "parent"), ("childId", "child"), ("relationTypeAlias", "type_alias"))
+
+
+@dataclass(frozen=True)
+class Update:
+    """A PUT's body: the new comment (None keeps the stored one) and, by column, the values of the
+    immutable fields it names, which the stored ones must equal."""
+
+    comment: str | None
+    expected: dict[str, Any]
+
+
+def read_update(body: dict[str, Any], current: Any = None) -> Update:
+    """The update a PUT body asks for. With `current` (the stored relation), a named field that differs
+    is refused here; without, the update's statement checks it (queries.update_comment)."""
     fields = Fields(body, message=messages.RELATION_INVALID, known=UPDATE_FIELDS)
-    stored = {
-        "parentId": current["parent"],
-        "childId": current["child"],
-        "relationTypeAlias": current["type_alias"],
-    }
-    for name, value in stored.items():
+    expected: dict[str, Any] = {}
+    for name, column in IMMUTABLE_FIELDS:
         if not fields.present(name):
             continue
         given = fields.guid(name) if name != "relationTypeAlias" else body[name]
-        if given != value:
+        if not isinstance(given, uuid.UUID | str) or (current is not None and given != current[column]):
             fields.fail(name, messages.FIELD_IMMUTABLE)
+        expected[column] = given
     # Absent keeps the comment; an explicit null clears it (a PUT that says "no comment").
     cleared = "comment" in body and body["comment"] is None
-    comment = "" if cleared else fields.text("comment", limit=COMMENT_LIMIT, default=current["comment"])
+    comment = None
+    if cleared:
+        comment = ""
+    elif fields.present("comment"):
+        comment = fields.text("comment", limit=COMMENT_LIMIT)
     fields.check()
-    return comment
+    return Update(comment, expected)
 
 
 def represent_page(links: Links, rows: Sequence[Any]) -> list[dict[str, Any]]:

@@ -10,6 +10,7 @@ import asyncpg
 from service.cursors import PageStart, Slice, fetch, statements
 from service.db import Database, Record
 from service.errors import ServiceUnavailable
+from service.relations.model import Update
 
 log = logging.getLogger("service.relations")
 
@@ -148,7 +149,12 @@ LOCK_LIST = "SELECT relation_list_lock($1, $2, $3)"
 # POST /relation in one round trip (schema.sql's relation_append): type, lock, cardinality, insert.
 APPEND = f"""
 SELECT outcome, {COLUMNS} FROM relation_append($1, $2, $3, $4, $5, {POSITION_GAP})"""
-UPDATE_COMMENT = f"UPDATE relation SET comment = $3 WHERE project = $1 AND id = $2 RETURNING {COLUMNS}"
+# A PUT in one statement: the comment (NULL keeps it), where the immutable fields it names match.
+UPDATE_COMMENT = f"""
+UPDATE relation SET comment = coalesce($3, comment)
+WHERE project = $1 AND id = $2 AND ($4::uuid IS NULL OR parent = $4) AND ($5::uuid IS NULL OR child = $5)
+  AND ($6::text IS NULL OR type_alias = $6)
+RETURNING {COLUMNS}"""
 DELETE = f"DELETE FROM relation WHERE project = $1 AND id = $2 RETURNING {COLUMNS}"
 DELETE_BY_PARENT = "DELETE FROM relation WHERE project = $1 AND parent = $2"
 DELETE_BY_CHILD = "DELETE FROM relation WHERE project = $1 AND child = $2"
@@ -216,8 +222,18 @@ async def append(
     return await db.fetchrow(APPEND, project, alias, parent, child, comment)
 
 
-async def update_comment(db: Database, *, project: str, relation_id: int, comment: str) -> Record | None:
-    return await db.fetchrow(UPDATE_COMMENT, project, relation_id, comment)
+async def update_comment(db: Database, *, project: str, relation_id: int, update: Update) -> Record | None:
+    """The relation after the update; None when it does not exist or a field the update names differs."""
+    expected = update.expected
+    return await db.fetchrow(
+        UPDATE_COMMENT,
+        project,
+        relation_id,
+        update.comment,
+        expected.get("parent"),
+        expected.get("child"),
+        expected.get("type_alias"),
+    )
 
 
 async def delete(db: Database, *, project: str, relation_id: int) -> Record | None:

@@ -12,7 +12,7 @@ from service.context import KeyOf
 from service.cursors import MIN_POSITION, ListKey, PageStart, Slice
 from service.db import Record
 from service.endpoint import ApiRoute, Context, api_route
-from service.errors import BadRequest, RelationNotFound, RelationTypeNotFound, invalid_relation
+from service.errors import ApiError, BadRequest, RelationNotFound, RelationTypeNotFound, invalid_relation
 from service.fields import alias_problem
 from service.relation_types import queries as type_queries
 from service.relations import model, queries
@@ -146,14 +146,19 @@ async def create_relation(ctx: Context) -> Response:
 
 
 async def update_relation(ctx: Context) -> Response:
+    """One statement when the body is good and matches (the common case); else the stored relation is
+    read to answer as a check against it would: 404 when there is none, then the body's problems."""
+    relation_id = path_id(ctx)
     body = ctx.json_object()
-    current = await load_relation(ctx)
-    comment = model.read_update(body, current)
-    row = await queries.update_comment(
-        ctx.db, project=ctx.project, relation_id=current["id"], comment=comment
-    )
+    try:
+        update = model.read_update(body)
+    except ApiError:
+        model.read_update(body, await load_relation(ctx))
+        raise
+    row = await queries.update_comment(ctx.db, project=ctx.project, relation_id=relation_id, update=update)
     if row is None:
-        raise RelationNotFound(current["id"])
+        model.read_update(body, await load_relation(ctx))  # 404, or the field that differs
+        raise RelationNotFound(relation_id)  # (it differed and was deleted meanwhile)
     ctx.touched = tags.of_relation(row)
     return ctx.hal(model.represent(ctx.links, row))
 

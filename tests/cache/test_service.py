@@ -136,6 +136,33 @@ async def test_a_write_outside_the_service_drops_what_it_changed(one: Worker, pr
     ] == ("by hand")
 
 
+async def test_a_move_past_the_service_drops_both_lists(one: Worker, project: Project) -> None:
+    """An UPDATE that moves a relation to another parent (a repair script) is logged as its delete and
+    its create: the old parent's list and the new one's are both dropped."""
+    old, new = guid(), guid()
+    created = await create(one.http, project, old)
+    await create(one.http, project, new)
+    await one.settled(project.alias)
+    paths = {parent: f"/relation/parent/{parent}" for parent in (old, new)}
+    for path in [*paths.values()] * 2:
+        await one.http.get(path, headers=project.headers)
+    connection = await connect(one.app.state.settings.database_url)
+    try:
+        await connection.execute(
+            "UPDATE relation SET parent = $2 WHERE id = $1", created["_id"], uuid.UUID(new)
+        )
+        token = await connection.fetchval(
+            "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::bigint"
+        )
+    finally:
+        await connection.close()
+    headers = {**project.headers, "Relations-Min-Revision": f"{token:X}"}
+    assert (await one.http.get(paths[old], headers=headers)).json()["_totalItems"] == 0
+    assert (await one.http.get(paths[new], headers=headers)).json()["_totalItems"] == 2
+    by_id = await one.http.get(f"/relation/{created['_id']}", headers=headers)
+    assert by_id.json()["parentId"] == new
+
+
 async def test_one_projects_entries_never_answer_another(one: Worker, make_project: MakeProject) -> None:
     first, second = await make_project(), await make_project()
     parent = guid()
@@ -326,14 +353,16 @@ async def slow_bound(database_url: str) -> AsyncIterator[Worker]:
         yield found
 
 
-def counted_polls(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """The times of the cache's polls from now on."""
+def counted_polls(monkeypatch: pytest.MonkeyPatch, of: Worker) -> list[float]:
+    """The times of the polls of `of`'s cache from now on (not of other workers', the shared app's)."""
     sent: list[float] = []
     poll = cache_queries.poll
+    listener = of.app.state.changes_listener
 
-    async def counted(*args: Any, **kwargs: Any) -> Any:
-        sent.append(asyncio.get_running_loop().time())
-        return await poll(*args, **kwargs)
+    async def counted(db: Any, *args: Any, **kwargs: Any) -> Any:
+        if db is listener:
+            sent.append(asyncio.get_running_loop().time())
+        return await poll(db, *args, **kwargs)
 
     monkeypatch.setattr(cache_queries, "poll", counted)
     return sent
@@ -348,7 +377,7 @@ async def test_commits_in_a_burst_wake_a_poll_at_most_once_per_floor(
     path = f"/relation/{created['_id']}"
     await slow_bound.settled(project.alias)
     assert slow_bound.cache.follower.floor == 1.0
-    sent = counted_polls(monkeypatch)
+    sent = counted_polls(monkeypatch, slow_bound)
     loop = asyncio.get_running_loop()
     began = loop.time()
     for n in range(20):
@@ -369,7 +398,7 @@ async def test_a_write_that_waits_for_a_poll_does_not_wait_for_the_floor(
     parent = guid()
     await create(slow_bound.http, project, parent)
     await slow_bound.settled(project.alias)
-    sent = counted_polls(monkeypatch)
+    sent = counted_polls(monkeypatch, slow_bound)
     dropped: list[str] = []
     follower = slow_bound.cache.follower
     drop_project = follower.drop_project

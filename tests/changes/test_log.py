@@ -210,6 +210,33 @@ async def test_one_statement_of_many_rows_logs_each_row(db: Database, project: P
     assert ids == sorted(ids)
 
 
+async def test_an_update_past_the_api_that_moves_a_relation_is_a_delete_and_a_create(
+    client: httpx.AsyncClient, db: Database, project: Project
+) -> None:
+    """No route moves a relation to another parent, child or type; a repair script's UPDATE may, and
+    the feed (and the read cache) must follow it: the relation as it was, deleted, then as it is."""
+    first = await create(client, project, guid(), guid(), comment="kept")
+    second = await create(client, project, guid(), guid())
+    start = await feed.end(db)
+    parent = uuid.uuid4()
+    await db.execute(
+        "UPDATE relation SET parent = $2, comment = CASE WHEN id = $3 THEN 'moved' ELSE comment END"
+        " WHERE project = $1 AND id IN ($3, $4)",
+        project.alias,
+        parent,
+        first["_id"],
+        second["_id"],
+    )
+    events = await events_after(db, project.alias, start)
+    assert kinds(events) == ["relation.deleted", "relation.created"] * 2
+    gone, made = events[0]["data"], events[1]["data"]
+    assert gone == without_links(first)
+    assert made == {**without_links(first), "parentId": str(parent), "comment": "moved"}
+    assert [event["data"]["_id"] for event in events] == [first["_id"]] * 2 + [second["_id"]] * 2
+    moved = await client.get(f"/relation/parent/{parent}", headers=project.headers)
+    assert moved.json()["_totalItems"] == 2
+
+
 async def test_writers_must_be_read_committed(db: Database, project: Project) -> None:
     with pytest.raises(asyncpg.FeatureNotSupportedError):
         async with db.transaction():
