@@ -12,32 +12,22 @@ THROUGH_PGBOUNCER = os.environ.get("RELATIONS_PGBOUNCER") == "transaction"
 
 
 @pytest.mark.skipif(THROUGH_PGBOUNCER, reason="a transaction-pooling pgbouncer carries no startup setting")
-async def test_no_session_of_the_service_compiles_its_plans(database_url: str) -> None:
+async def test_no_session_of_the_service_compiles_its_plans(db: Database) -> None:
     """JIT off in pooled sessions and in a dedicated one (the change feed's): compiling a plan costs
     10 to 20 ms, far more than the service's statements run."""
-    db = Database(database_url)
-    await db.connect()
+    assert await db.fetchval("SHOW jit") == "off"
+    connection = await db.dedicated_connection(name="relations-test")
     try:
-        assert await db.fetchval("SHOW jit") == "off"
-        connection = await db.dedicated_connection(name="relations-test")
-        try:
-            assert await connection.fetchval("SHOW jit") == "off"
-        finally:
-            await connection.close()
+        assert await connection.fetchval("SHOW jit") == "off"
     finally:
-        await db.disconnect()
+        await connection.close()
 
 
-async def test_the_change_log_s_hot_functions_turn_jit_off_themselves(database_url: str) -> None:
+async def test_the_change_log_s_hot_functions_turn_jit_off_themselves(db: Database) -> None:
     """Also through pgbouncer, where the session keeps no setting: the feed's page and the cache's poll."""
-    db = Database(database_url)
-    await db.connect()
-    try:
-        rows = await db.fetch(
-            "SELECT proname, proconfig FROM pg_proc"
-            " WHERE proname IN ('relation_change_page', 'relation_cache_poll') ORDER BY proname"
-        )
-        assert [row["proname"] for row in rows] == ["relation_cache_poll", "relation_change_page"]
-        assert all("jit=off" in row["proconfig"] for row in rows)
-    finally:
-        await db.disconnect()
+    rows = await db.fetch(
+        "SELECT proname, proconfig FROM pg_proc"
+        " WHERE proname IN ('relation_change_page', 'relation_cache_poll') ORDER BY proname"
+    )
+    assert [row["proname"] for row in rows] == ["relation_cache_poll", "relation_change_page"]
+    assert all("jit=off" in row["proconfig"] for row in rows)
