@@ -670,6 +670,33 @@ BEGIN
     FROM claimed AS c JOIN webhook AS w ON w.project = c.project AND w.id = c.webhook_id;
 END $$;
 
+-- A sender's turn in one round trip: the outcomes of its attempts that ended (each counts only while
+-- its claim holds: a lease that ran out belongs to another sender; `retry_in`, seconds until the next
+-- attempt of a pending delivery), then, when it has room (p_per_webhook > 0), its claim, which sees
+-- the slots those outcomes freed (the same transaction).
+CREATE OR REPLACE FUNCTION webhook_turn(p_token uuid, p_per_webhook integer, p_webhooks integer,
+                                        p_lease_seconds float8, p_projects text[], p_webhook_ids uuid[],
+                                        p_ids bigint[], p_states text[], p_statuses integer[],
+                                        p_errors text[], p_retry_in float8[])
+RETURNS TABLE (project text, webhook_id uuid, id bigint, event_id text, body text, attempts integer,
+               url text, secret bytea, previous_secret bytea, previous_signs boolean)
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    IF cardinality(p_ids) > 0 THEN
+        UPDATE webhook_delivery AS d
+        SET claim = NULL, state = o.state, last_status = o.status, last_error = o.error,
+            next_attempt_at = CASE WHEN o.state = 'pending'
+                                   THEN clock_timestamp() + make_interval(secs => o.retry_in) END,
+            delivered_at = CASE WHEN o.state = 'delivered' THEN clock_timestamp() ELSE d.delivered_at END
+        FROM unnest(p_projects, p_webhook_ids, p_ids, p_states, p_statuses, p_errors, p_retry_in)
+            AS o (project, webhook_id, id, state, status, error, retry_in)
+        WHERE d.project = o.project AND d.webhook_id = o.webhook_id AND d.id = o.id AND d.claim = p_token;
+    END IF;
+    IF p_per_webhook > 0 THEN
+        RETURN QUERY SELECT * FROM webhook_claim(p_token, p_per_webhook, p_webhooks, p_lease_seconds);
+    END IF;
+END $$;
+
 -- The dispatcher's place in the global change log: one row, locked FOR UPDATE SKIP LOCKED by the one
 -- worker that dispatches at a time; `position` is the change log's own cursor, kept as its text form.
 CREATE TABLE IF NOT EXISTS webhook_dispatch (

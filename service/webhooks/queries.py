@@ -99,22 +99,10 @@ RETURNING {DELIVERY_COLUMNS}
 """
 
 # --- Senders -------------------------------------------------------------------------------------------
-# schema.sql's webhook_claim: due deliveries claimed for a sender, with their webhook's url and sealed
-# secrets, at most `per_webhook` in flight per webhook across all workers, in one round trip.
-CLAIM = "SELECT * FROM webhook_claim($1, $2, $3, $4)"
-# An attempt's outcome counts only while its claim holds (a lease that ran out belongs to another).
-# Outcomes of many attempts in one statement (a sender groups those that end together). `retry_in`:
-# seconds until the next attempt of a pending delivery.
-RECORD = """
-UPDATE webhook_delivery AS d
-SET claim = NULL, state = o.state, last_status = o.status, last_error = o.error,
-    next_attempt_at = CASE WHEN o.state = 'pending'
-                           THEN clock_timestamp() + make_interval(secs => o.retry_in) END,
-    delivered_at = CASE WHEN o.state = 'delivered' THEN clock_timestamp() ELSE d.delivered_at END
-FROM unnest($1::text[], $2::uuid[], $3::bigint[], $4::text[], $5::integer[], $6::text[], $7::float8[])
-    AS o (project, webhook_id, id, state, status, error, retry_in)
-WHERE d.project = o.project AND d.webhook_id = o.webhook_id AND d.id = o.id AND d.claim = $8
-"""
+# schema.sql's webhook_turn: the outcomes of a sender's attempts that ended, then due deliveries
+# claimed for it (webhook_claim), with their webhook's url and sealed secrets, at most `per_webhook` in
+# flight per webhook across all workers, in one round trip.
+TURN = "SELECT * FROM webhook_turn($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
 # `$6`: seconds until the next attempt, or NULL when the delivery has failed for good.
 ATTEMPT_FAILED = """
 UPDATE webhook_delivery SET claim = NULL, last_status = $5, last_error = $7,
@@ -237,18 +225,20 @@ async def retry(db: Database, *, project: str, webhook_id: uuid.UUID, delivery_i
     return await db.fetchrow(RETRY, project, webhook_id, delivery_id)
 
 
-async def claim(
-    db: Database, *, token: uuid.UUID, per_webhook: int, webhooks: int, lease_seconds: float
+async def turn(
+    db: Database,
+    *,
+    token: uuid.UUID,
+    outcomes: Sequence[tuple[Any, ...]],
+    per_webhook: int,
+    webhooks: int,
+    lease_seconds: float,
 ) -> list[Record]:
-    """Due deliveries claimed for `token`, each with its webhook's url and sealed secrets."""
-    return await db.fetch(CLAIM, token, per_webhook, webhooks, lease_seconds)
-
-
-async def record(db: Database, *, token: uuid.UUID, outcomes: Sequence[tuple[Any, ...]]) -> None:
-    """(project, webhook id, delivery id, state, status, error, retry_in) of attempts that held a claim
-    of `token`; an attempt whose claim ran out (another sender has it now) changes nothing."""
-    columns = [list(column) for column in zip(*outcomes, strict=True)]
-    await db.execute(RECORD, *columns, token)
+    """Records `outcomes` — (project, webhook id, delivery id, state, status, error, retry_in) of
+    attempts that held a claim of `token`; one whose claim ran out changes nothing — then claims due
+    deliveries for `token` (none with `per_webhook` 0), each with its webhook's url and sealed secrets."""
+    columns = [list(column) for column in zip(*outcomes, strict=True)] or [[]] * 7
+    return await db.fetch(TURN, token, per_webhook, webhooks, lease_seconds, *columns)
 
 
 async def attempt_failed(

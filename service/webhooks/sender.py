@@ -1,5 +1,5 @@
 """Sending deliveries: any webhook process claims due deliveries from PostgreSQL (service/webhooks/queries.py:
-`CLAIM`), POSTs each signed to its webhook's url, and records the outcome. 2xx is delivered; 410 fails
+`TURN`), POSTs each signed to its webhook's url, and records the outcome. 2xx is delivered; 410 fails
 the delivery and disables the webhook; anything else, a timeout or a refused connection is retried
 after an exponential backoff with jitter, until the last attempt fails the delivery.
 
@@ -85,10 +85,9 @@ class Sender:
         self.token = uuid.uuid4()
         self._wake = asyncio.Event()
         self._attempts: set[asyncio.Task[None]] = set()
-        # Outcomes not yet written, and the task writing them: attempts that end together share one
-        # statement (each attempt's slot stays taken until its outcome is written).
+        # Outcomes not yet written: the next turn writes them, before it claims (each attempt's slot
+        # stays taken until its outcome is written; attempts that end together share one turn).
         self._outcomes: list[tuple[Any, ...]] = []
-        self._writing: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
         self._wake.set()
@@ -98,7 +97,7 @@ class Sender:
         while True:
             self._wake.clear()
             try:
-                if len(self._attempts) < WORKER_LIMIT and await self.claim_and_send():
+                if await self.turn():
                     continue
                 pause = await self._pause()
             except Exception:
@@ -116,15 +115,22 @@ class Sender:
             return self.poll
         return min(max(due, BUSY_RECHECK_SECONDS if due <= 0 else 0.0), self.poll)
 
-    async def claim_and_send(self) -> int:
-        """Claim what is due and start an attempt for each; returns how many were started."""
-        claimed = await queries.claim(
-            self.db,
-            token=self.token,
-            per_webhook=self.concurrency,
-            webhooks=WEBHOOKS_PER_CLAIM,
-            lease_seconds=self.lease,
-        )
+    async def turn(self, *, claim: bool = True) -> int:
+        """One round trip: write the outcomes of the attempts that ended (their slots free), then (with
+        `claim`, and room) claim what is due and start an attempt for each; returns how many started."""
+        outcomes, self._outcomes = self._outcomes, []
+        try:
+            claimed = await queries.turn(
+                self.db,
+                token=self.token,
+                outcomes=outcomes,
+                per_webhook=self.concurrency if claim and len(self._attempts) < WORKER_LIMIT else 0,
+                webhooks=WEBHOOKS_PER_CLAIM,
+                lease_seconds=self.lease,
+            )
+        except Exception:
+            self._outcomes[:0] = outcomes  # written by the next turn
+            raise
         for row in claimed:
             task = asyncio.create_task(self._attempt(row))
             self._attempts.add(task)
@@ -209,21 +215,7 @@ class Sender:
         self._outcomes.append(
             (row["project"], row["webhook_id"], row["id"], state, outcome.status, error, retry_in)
         )
-        if self._writing is None:
-            self._writing = asyncio.create_task(self._write_outcomes())
-
-    async def _write_outcomes(self) -> None:
-        try:
-            while self._outcomes:
-                await asyncio.sleep(0)  # the attempts ending in this turn of the loop join in
-                outcomes, self._outcomes = self._outcomes, []
-                try:
-                    await queries.record(self.db, token=self.token, outcomes=outcomes)
-                except Exception:
-                    log.exception("webhook sender: recording %d outcomes failed", len(outcomes))
-                self._wake.set()  # their slots are free
-        finally:
-            self._writing = None
+        self._wake.set()  # the next turn writes it
 
     async def close(self) -> None:
         """Stop the attempts in flight and hand their deliveries back, due at once."""
@@ -231,9 +223,9 @@ class Sender:
         for task in attempts:
             task.cancel()
         await asyncio.gather(*attempts, return_exceptions=True)
-        if self._writing is not None:
-            await asyncio.gather(self._writing, return_exceptions=True)
         try:
+            if self._outcomes:  # the attempts that ended since the last turn
+                await self.turn(claim=False)
             await queries.release(self.db, token=self.token)
         except Exception:
             log.warning("webhook sender: could not release its claims; they expire within %ss", self.lease)

@@ -6,12 +6,13 @@ the url's host in `Host`."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import pytest
 
 from bench.receiver import Received, Receiver
-from service.webhooks.client import AddressRefused, delivery_client, is_public
+from service.webhooks.client import AddressRefused, CheckedBackend, delivery_client, is_public
 
 
 class Resolving:
@@ -97,3 +98,58 @@ async def test_redirects_are_not_followed() -> None:
         response = await client.post(receiver.url, content=b"{}")
     assert response.status_code == 307
     assert len(receiver.received) == 1
+
+
+async def test_a_connection_its_server_closed_is_seen_before_it_is_used_again() -> None:
+    """The idle check httpcore asks of a pooled connection: not readable while the server keeps it,
+    readable once the server has closed it (so the next delivery opens a new one and succeeds)."""
+    backend = CheckedBackend(allow_private=True)
+    closed = asyncio.Event()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await closed.wait()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        stream = await backend.connect_tcp("127.0.0.1", port)
+        assert stream.get_extra_info("is_readable") is False
+        closed.set()
+        for _ in range(100):  # the close reaches the client's socket (bounded)
+            if stream.get_extra_info("is_readable"):
+                break
+            await asyncio.sleep(0.01)
+        assert stream.get_extra_info("is_readable") is True
+        assert stream.get_extra_info("server_addr")[1] == port  # other questions go to httpcore's stream
+        await stream.aclose()
+    finally:
+        server.close()
+
+
+async def test_a_receiver_that_closes_each_connection_after_answering_gets_every_delivery() -> None:
+    """The server closes each connection once it has answered (without saying so in a header): the
+    pooled connection must be seen closed before the next delivery, or that delivery fails."""
+    answered = 0
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal answered
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = int(re.search(rb"content-length: (\d+)", head.lower()).group(1))  # type: ignore[union-attr]
+        await reader.readexactly(length)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+        await writer.drain()
+        answered += 1
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with delivery_client(allow_private=True, timeout=5) as client:
+            for number in range(5):
+                await asyncio.sleep(0.05)  # the close reaches the client before the next delivery
+                response = await client.post(f"http://127.0.0.1:{port}/hook", content=b"{}")
+                assert response.status_code == 200, number
+    finally:
+        server.close()
+    assert answered == 5
