@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from service.serving import CorkedTransport
 from tests.processes import Service, running_service
 
 HEADER_TIMEOUT = 1
@@ -115,3 +116,47 @@ async def test_ordinary_requests_are_unaffected(server: Service, tmp_path: Path)
         for _ in range(5):
             assert (await http.get("/health/live")).status_code == 200
             await asyncio.sleep(0.3)  # the connection idles between requests, within the keep-alive
+
+
+async def test_a_response_goes_out_in_one_write() -> None:
+    """The writes made within one turn of the event loop (uvicorn's head, then its body) reach the
+    connection's transport as one; closing sends what is pending first, aborting drops it."""
+
+    class Recording(asyncio.Transport):
+        def __init__(self) -> None:
+            super().__init__()
+            self.writes: list[bytes] = []
+            self.closed = False
+
+        def write(self, data: bytes | bytearray | memoryview) -> None:
+            self.writes.append(bytes(data))
+
+        def is_closing(self) -> bool:
+            return self.closed
+
+        def close(self) -> None:
+            self.closed = True
+
+        def abort(self) -> None:
+            self.closed = True
+
+        def get_write_buffer_size(self) -> int:
+            return 0
+
+    inner = Recording()
+    corked = CorkedTransport(inner, asyncio.get_running_loop())
+    corked.write(b"HTTP/1.1 200 OK\r\n\r\n")
+    corked.write(b"body")
+    assert inner.writes == [] and corked.get_write_buffer_size() == 23
+    await asyncio.sleep(0)
+    assert inner.writes == [b"HTTP/1.1 200 OK\r\n\r\nbody"]
+    corked.write(b"last")
+    corked.close()
+    assert inner.writes[-1] == b"last" and inner.closed
+    await asyncio.sleep(0)  # the flush scheduled for "last" finds nothing left
+    assert len(inner.writes) == 2
+    dropped = CorkedTransport(Recording(), asyncio.get_running_loop())
+    dropped.write(b"never")
+    dropped.abort()
+    await asyncio.sleep(0)
+    assert dropped.get_write_buffer_size() == 0
