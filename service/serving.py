@@ -36,6 +36,10 @@ def _limits() -> tuple[float, int]:
     return float(settings.header_timeout_seconds), settings.max_header_bytes
 
 
+# Past this much pending, a write goes out at once (a streamed answer's chunks within one turn).
+FLUSH_BYTES = 64 * 1024
+
+
 class CorkedTransport(asyncio.Transport):
     """A connection's transport whose writes within one turn of the event loop go out as one; every
     other call goes to the transport itself (flow control, closing, its extra info)."""
@@ -45,11 +49,15 @@ class CorkedTransport(asyncio.Transport):
         self._inner = inner
         self._loop = loop
         self._pending: list[bytes] = []
+        self._size = 0
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if not self._pending:
             self._loop.call_soon(self._flush)
         self._pending.append(bytes(data))
+        self._size += len(data)
+        if self._size >= FLUSH_BYTES:  # a stream writing much within one turn: its flow control holds
+            self._flush()
 
     def writelines(self, list_of_data: Any) -> None:
         for data in list_of_data:
@@ -59,6 +67,7 @@ class CorkedTransport(asyncio.Transport):
         if self._pending:
             data = b"".join(self._pending)
             self._pending.clear()
+            self._size = 0
             if not self._inner.is_closing():  # (a closed connection's writes are dropped anyway)
                 self._inner.write(data)
 
@@ -72,6 +81,7 @@ class CorkedTransport(asyncio.Transport):
 
     def abort(self) -> None:
         self._pending.clear()
+        self._size = 0
         self._inner.abort()
 
     def can_write_eof(self) -> bool:
@@ -96,7 +106,7 @@ class CorkedTransport(asyncio.Transport):
         self._inner.set_write_buffer_limits(high, low)
 
     def get_write_buffer_size(self) -> int:
-        return self._inner.get_write_buffer_size() + sum(map(len, self._pending))
+        return self._inner.get_write_buffer_size() + self._size
 
     def get_write_buffer_limits(self) -> tuple[int, int]:
         return self._inner.get_write_buffer_limits()

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.serving import CorkedTransport
+from service.serving import FLUSH_BYTES, CorkedTransport
 from tests.processes import Service, running_service
 
 HEADER_TIMEOUT = 1
@@ -155,6 +155,12 @@ async def test_a_response_goes_out_in_one_write() -> None:
     assert inner.writes[-1] == b"last" and inner.closed
     await asyncio.sleep(0)  # the flush scheduled for "last" finds nothing left
     assert len(inner.writes) == 2
+    streamed = Recording()
+    streaming = CorkedTransport(streamed, asyncio.get_running_loop())
+    streaming.write(b"x" * (FLUSH_BYTES - 1))
+    assert streamed.writes == []  # held until the turn ends …
+    streaming.write(b"y")
+    assert len(streamed.writes) == 1 and streaming.get_write_buffer_size() == 0  # … unless that much waits
     dropped = CorkedTransport(Recording(), asyncio.get_running_loop())
     dropped.write(b"never")
     dropped.abort()
