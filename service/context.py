@@ -42,6 +42,10 @@ class Context:
         # and — when its handler knows them all — the tags the write touched (service/cache/tags.py).
         self.cache_mark: int | None = None
         self.touched: frozenset[tuple[str, object]] | None = None
+        # Set by a write whose answer is also what a GET of its path answers (a relation's PUT): that
+        # GET's tags and the write's transaction id. The read cache keeps the answer for the GET
+        # (service/cache/service.py).
+        self.answers_read: tuple[frozenset[tuple[str, object]], int] | None = None
         self._json: Any = _UNPARSED
 
     @property

@@ -168,12 +168,14 @@ async def cached_read(ctx: Context, call_next: Handler) -> Response:
 async def sync_cache(ctx: Context, call_next: Handler) -> Response:
     """SPEC §12, a worker sees its own writes at once: a write that succeeded answers once the read
     cache no longer holds anything it changed — at once when its handler named every tag it touched
-    (`ctx.touched`), else after the cache's next poll."""
+    (`ctx.touched`; its answer may then also be kept for a GET of its path), else after the cache's
+    next poll."""
+    cache: ReadCache = ctx.request.app.state.read_cache
+    ticket = cache.ticket()
     response = await call_next(ctx)
     if ctx.cache_mark is not None:
-        cache: ReadCache = ctx.request.app.state.read_cache
         if ctx.touched is not None:
-            cache.follower.drop(ctx.project, ctx.touched)
+            cache.written(ctx, response, ticket)
         else:
             await cache.synced(ctx.project, ctx.cache_mark)
     return response

@@ -81,6 +81,7 @@ class Drop:
     number: int
     project: str
     tags: frozenset[Tag] | None  # None: the project whole
+    xid: int | None = None  # the transaction whose change it is, when known
 
 
 class Follower:
@@ -124,9 +125,12 @@ class Follower:
         """Taken before a fill reads; None while bypassed (nothing read then is kept)."""
         return Ticket(self._epoch, self._dropped) if self.ready else None
 
-    def current(self, project: str, tags: frozenset[Tag], ticket: Ticket | None) -> bool:
+    def current(
+        self, project: str, tags: frozenset[Tag], ticket: Ticket | None, *, xid: int | None = None
+    ) -> bool:
         """Whether an answer of `project` that depends on `tags`, read since `ticket`, may be kept: the
-        cache was not emptied, and no drop since touched those tags or the project whole."""
+        cache was not emptied, and no drop since touched those tags or the project whole — but those
+        of the transaction `xid`'s change, when the answer is that transaction's own."""
         if ticket is None or not self.ready or ticket.epoch != self._epoch:
             return False
         if self._dropped - ticket.drops > len(self._recent):
@@ -134,6 +138,8 @@ class Follower:
         for drop in reversed(self._recent):
             if drop.number <= ticket.drops:
                 break
+            if xid is not None and drop.xid == xid:
+                continue
             if drop.project == project and (drop.tags is None or not drop.tags.isdisjoint(tags)):
                 return False
         return True
@@ -168,16 +174,16 @@ class Follower:
         self.store.drop_project(project)
         self._remember(project, None)
 
-    def drop(self, project: str, touched: frozenset[Tag]) -> None:
+    def drop(self, project: str, touched: frozenset[Tag], *, xid: int | None = None) -> None:
         """What a change touched (also a write of this worker, right after its commit; the poll that
-        sees it drops it again): the entries filed under those tags, and a fill under way that
-        depends on any of them is not kept."""
-        self.store.drop(project, touched)
-        self._remember(project, touched)
+        sees it drops it again): the entries filed under those tags but those that transaction `xid`
+        answered itself, and a fill under way that depends on any of them is not kept."""
+        self.store.drop(project, touched, spare=xid)
+        self._remember(project, touched, xid)
 
-    def _remember(self, project: str, tags: frozenset[Tag] | None) -> None:
+    def _remember(self, project: str, tags: frozenset[Tag] | None, xid: int | None = None) -> None:
         self._dropped += 1
-        self._recent.append(Drop(self._dropped, project, tags))
+        self._recent.append(Drop(self._dropped, project, tags, xid))
 
     # --- the worker's chore ---
 
@@ -260,8 +266,8 @@ class Follower:
             touched = tags.touched(change)
             if touched is None:
                 self.drop_project(project)
-            else:
-                self.drop(project, touched)
+            else:  # (a commit key ends with its transaction's id: schema.sql, relation_change_commit_key)
+                self.drop(project, touched, xid=int.from_bytes(bytes(change["commit_key"])[-8:], "big"))
 
     def _truncated(self, count: int) -> None:
         if self._truncations is not None and count != self._truncations:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from starlette.responses import Response
 
-from service.cache.follower import Follower
+from service.cache.follower import Follower, Ticket
 from service.cache.store import Entry, Store
 from service.changes.listener import Listener
 from service.context import Context, Handler, ReadTags
@@ -55,6 +55,28 @@ class ReadCache:
                 self.store.put(key, Entry.of(ctx.project, tags, body, response.raw_headers))
         return response
 
+    def ticket(self) -> Ticket | None:
+        """Taken before a write runs: its answer may be kept for a read only if still current after."""
+        return self.follower.ticket() if self.enabled else None
+
+    def written(self, ctx: Context, response: Response, ticket: Ticket | None) -> None:
+        """Right after the commit of a write that named the tags it touched (sync_cache): drop them, and
+        keep its answer for the GET of its path when that is the GET's answer (`ctx.answers_read`: a
+        relation's PUT answers the relation as its GET does, for the same Accept, scheme and Host) and
+        no other change to what it shows was dropped since `ticket`: the answer is then the newest
+        committed state of it. The poll that sees this write's own change spares the entry (same
+        transaction id); any later change drops it."""
+        assert ctx.touched is not None
+        read = ctx.answers_read
+        self.follower.drop(ctx.project, ctx.touched, xid=read[1] if read else None)
+        body = getattr(response, "body", None)
+        if read is None or response.status_code != 200 or not isinstance(body, bytes):
+            return
+        tags, xid = read
+        if self.follower.current(ctx.project, tags, ticket, xid=xid):
+            headers = [(name, value) for name, value in response.raw_headers if name == b"content-type"]
+            self.store.put(self._key(ctx, query=""), Entry.of(ctx.project, tags, body, headers, xid=xid))
+
     def mark(self) -> int | None:
         """Right after a write's commit: the poll `synced` will wait for (None: nothing to wait for)."""
         return self.follower.mark() if self.enabled else None
@@ -67,7 +89,7 @@ class ReadCache:
             await self.follower.run()
 
     @staticmethod
-    def _key(ctx: Context) -> str:
+    def _key(ctx: Context, *, query: str | None = None) -> str:
         """Everything an answer depends on besides the database: the project, the path and query as
         sent, the representation asked for, and what the base of its links comes from (scheme and
         Host, after the trusted proxies' headers were applied; RELATIONS_PUBLIC_URL is fixed). One
@@ -76,5 +98,6 @@ class ReadCache:
         scope = ctx.request.scope
         headers = ctx.headers
         accept = headers.get("accept") or "*/*"  # (none is any, RFC 9110)
-        query = scope["query_string"].decode("latin-1")
+        if query is None:
+            query = scope["query_string"].decode("latin-1")
         return f"{ctx.project}\0{scope['path']}\0{query}\0{accept}\0{scope['scheme']}\0{headers.get('host')}"

@@ -28,10 +28,18 @@ class Entry:
     body: bytes
     headers: tuple[tuple[bytes, bytes], ...]
     size: int = field(default=0)
+    # A write's answer kept for a read: the writing transaction, whose own change does not drop it.
+    xid: int | None = None
 
     @classmethod
     def of(
-        cls, project: str, tags: Iterable[Tag], body: bytes, headers: Iterable[tuple[bytes, bytes]]
+        cls,
+        project: str,
+        tags: Iterable[Tag],
+        body: bytes,
+        headers: Iterable[tuple[bytes, bytes]],
+        *,
+        xid: int | None = None,
     ) -> Entry:
         kept = tuple(tags)
         raw = tuple(header for header in headers if header[0] != CONTENT_LENGTH)
@@ -42,7 +50,7 @@ class Entry:
             + sys.getsizeof(raw)
             + sum(map(_size, raw))
         )
-        return cls(project, kept, body, raw, size)
+        return cls(project, kept, body, raw, size, xid)
 
     def response_headers(self) -> list[tuple[bytes, bytes]]:
         return [(CONTENT_LENGTH, str(len(self.body)).encode()), *self.headers]
@@ -117,11 +125,14 @@ class Store:
             self.stats.evictions += 1
         return True
 
-    def drop(self, project: str, tags: Iterable[Tag]) -> None:
-        """Every entry of `project` filed under any of `tags`."""
+    def drop(self, project: str, tags: Iterable[Tag], *, spare: int | None = None) -> None:
+        """Every entry of `project` filed under any of `tags`, but those kept from the answer of the
+        transaction `spare` (its own change, which they already show)."""
         for tag in tags:
             filed = self._by_tag.get((project, tag))
             for key in list(filed) if isinstance(filed, set) else [filed] if filed else []:
+                if spare is not None and self._entries[key].xid == spare:
+                    continue
                 self._remove(key)
                 self.stats.dropped += 1
 

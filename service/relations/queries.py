@@ -154,7 +154,7 @@ UPDATE_COMMENT = f"""
 UPDATE relation SET comment = coalesce($3, comment)
 WHERE project = $1 AND id = $2 AND ($4::uuid IS NULL OR parent = $4) AND ($5::uuid IS NULL OR child = $5)
   AND ($6::text IS NULL OR type_alias = $6)
-RETURNING {COLUMNS}"""
+RETURNING {COLUMNS}, pg_current_xact_id()::text::bigint AS xid"""
 DELETE = f"DELETE FROM relation WHERE project = $1 AND id = $2 RETURNING {COLUMNS}"
 DELETE_BY_PARENT = "DELETE FROM relation WHERE project = $1 AND parent = $2"
 DELETE_BY_CHILD = "DELETE FROM relation WHERE project = $1 AND child = $2"
@@ -223,7 +223,8 @@ async def append(
 
 
 async def update_comment(db: Database, *, project: str, relation_id: int, update: Update) -> Record | None:
-    """The relation after the update; None when it does not exist or a field the update names differs."""
+    """The relation after the update and `xid`, its transaction's id (as the change log keeps it);
+    None when it does not exist or a field the update names differs."""
     expected = update.expected
     return await db.fetchrow(
         UPDATE_COMMENT,

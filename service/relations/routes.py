@@ -160,6 +160,7 @@ async def update_relation(ctx: Context) -> Response:
         model.read_update(body, await load_relation(ctx))  # 404, or the field that differs
         raise RelationNotFound(relation_id)  # (it differed and was deleted meanwhile)
     ctx.touched = tags.of_relation(row)
+    ctx.answers_read = (tags.relation(ctx), row["xid"])  # answered as get_relation answers
     return ctx.hal(model.represent(ctx.links, row))
 
 

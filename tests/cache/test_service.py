@@ -163,6 +163,53 @@ async def test_a_move_past_the_service_drops_both_lists(one: Worker, project: Pr
     assert by_id.json()["parentId"] == new
 
 
+@pytest.mark.parametrize("polls_held", [True, False])
+async def test_a_put_s_answer_is_kept_for_the_relation_s_get(
+    one: Worker, project: Project, database_url: str, monkeypatch: pytest.MonkeyPatch, polls_held: bool
+) -> None:
+    """A comment change answers the relation as its GET does: the GET on that worker is a hit with the
+    new comment, byte for byte what the handler answers, also once the poll has seen the change
+    (before the answer was kept, or after: its polls held back meanwhile); a later change by another
+    writer drops it."""
+    created = await create(one.http, project, guid())
+    path = f"/relation/{created['_id']}"
+    await one.settled(project.alias)
+    held = asyncio.Event()
+    poll = cache_queries.poll
+
+    async def held_back(*args: Any, **kwargs: Any) -> Any:
+        await held.wait()
+        return await poll(*args, **kwargs)
+
+    if polls_held:
+        monkeypatch.setattr(cache_queries, "poll", held_back)
+    changed = await one.http.put(path, json={"comment": "kept"}, headers=project.headers)
+    assert changed.status_code == 200
+    held.set()
+    await one.settled(project.alias)  # the poll has applied the PUT's own change
+    hits = one.cache.store.stats.hits
+    got = await one.http.get(path, headers=project.headers)
+    assert one.cache.store.stats.hits == hits + 1
+    assert got.json()["comment"] == "kept"
+    async with worker(database_url, cache_bytes=0) as off:
+        handled = await off.http.get(path, headers=project.headers)
+    assert got.content == handled.content
+
+    def comparable(response: httpx.Response) -> dict[str, str]:
+        return {
+            name: value for name, value in response.headers.items() if name not in ("x-request-id", "date")
+        }
+
+    assert comparable(got) == comparable(handled)
+    connection = await connect(one.app.state.settings.database_url)
+    try:
+        await connection.execute("UPDATE relation SET comment = 'later' WHERE id = $1", created["_id"])
+    finally:
+        await connection.close()
+    await one.settled(project.alias)
+    assert (await one.http.get(path, headers=project.headers)).json()["comment"] == "later"
+
+
 async def test_one_projects_entries_never_answer_another(one: Worker, make_project: MakeProject) -> None:
     first, second = await make_project(), await make_project()
     parent = guid()
@@ -255,6 +302,10 @@ async def test_a_fill_is_kept_only_if_nothing_it_depends_on_was_dropped_meanwhil
     assert not follower.current("p", frozenset({("id", 5)}), ticket)
     later = follower.ticket()
     assert follower.current("p", mine, later)
+    follower.drop("p", mine, xid=42)  # a transaction's own change does not stop its answer …
+    assert follower.current("p", mine, later, xid=42)
+    follower.drop("p", mine, xid=43)  # … another one's does
+    assert not follower.current("p", mine, later, xid=42)
 
 
 def test_a_fill_older_than_the_drops_remembered_is_not_kept() -> None:
