@@ -43,7 +43,7 @@ from service.cache import queries, tags
 from service.cache.store import Store, Tag
 from service.changes import feed
 from service.changes.listener import Listener
-from service.changes.model import LAST_ID, Position
+from service.changes.model import LAST_ID, Position, commit_xid
 from service.db import Record
 
 log = logging.getLogger("service.cache")
@@ -266,8 +266,8 @@ class Follower:
             touched = tags.touched(change)
             if touched is None:
                 self.drop_project(project)
-            else:  # (a commit key ends with its transaction's id: schema.sql, relation_change_commit_key)
-                self.drop(project, touched, xid=int.from_bytes(bytes(change["commit_key"])[-8:], "big"))
+            else:
+                self.drop(project, touched, xid=commit_xid(bytes(change["commit_key"])))
 
     def _truncated(self, count: int) -> None:
         if self._truncations is not None and count != self._truncations:

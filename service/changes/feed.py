@@ -3,12 +3,11 @@ webhook dispatcher). See the package docstring for why a position, once returned
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 from typing import Any
 
 from service.changes import queries
-from service.changes.model import LAST_ID, START, Change, Position, change
+from service.changes.model import LAST_ID, START, Change, Position, change, commit_xmax
 from service.changes.queries import Reader
 
 
@@ -35,7 +34,7 @@ def _page(rows: list[Any], after: Position) -> Page:
     return Page(
         changes=changes,
         position=changes[-1].position if changes else after,
-        held_xmax=None if held is None else struct.unpack_from(">q", bytes(held))[0],
+        held_xmax=None if held is None else commit_xmax(bytes(held)),
         gone=pruned is not None and Position(bytes(pruned), LAST_ID) > after,
     )
 

@@ -21,6 +21,21 @@ CHANNEL = "relation_changes"
 LAST_ID = (1 << 63) - 1
 _TOKEN_VERSION = 1
 _TOKEN_HEAD = struct.Struct(">BIq")  # version, crc32 of the project, event id; then the commit key
+# A transaction's commit key (schema.sql, relation_change_commit_key), big-endian: its commit
+# snapshot's xmax, 2^31 - 1 minus the transactions then in flight, and its own transaction id.
+_COMMIT_KEY = struct.Struct(">qiq")
+
+
+def commit_xmax(key: bytes) -> int:
+    """The xmax a commit key orders by (its first part)."""
+    xmax: int = _COMMIT_KEY.unpack_from(key)[0]
+    return xmax
+
+
+def commit_xid(key: bytes) -> int:
+    """The id of the transaction a commit key belongs to (its last part)."""
+    xid: int = _COMMIT_KEY.unpack(key)[2]
+    return xid
 
 
 @dataclass(frozen=True, order=True)
