@@ -85,7 +85,6 @@ class Store:
         self.bytes = 0
         self.stats = Stats()
         self._entries: OrderedDict[str, Entry] = OrderedDict()
-        self._sizes: dict[str, int] = {}
         self._by_tag: dict[tuple[str, Tag], str | set[str]] = {}
         self._by_project: dict[str, set[str]] = {}
 
@@ -107,7 +106,6 @@ class Store:
             return False
         self._remove(key)
         self._entries[key] = entry
-        self._sizes[key] = size
         self.bytes += size
         self._by_project.setdefault(entry.project, set()).add(key)
         for tag in entry.tags:
@@ -144,7 +142,6 @@ class Store:
     def clear(self) -> None:
         self.stats.dropped += len(self._entries)
         self._entries.clear()
-        self._sizes.clear()
         self._by_tag.clear()
         self._by_project.clear()
         self.bytes = 0
@@ -153,7 +150,7 @@ class Store:
         entry = self._entries.pop(key, None)
         if entry is None:
             return
-        self.bytes -= self._sizes.pop(key)
+        self.bytes -= cost(key, entry)
         keys = self._by_project[entry.project]
         keys.discard(key)
         if not keys:
