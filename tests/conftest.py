@@ -63,6 +63,20 @@ def database_url() -> Iterator[str]:
         asyncio.run(_admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+@pytest.fixture
+async def own_database(database_url: str) -> AsyncIterator[str]:
+    """A migrated database for one test, on the session's server: for what the session's other tests'
+    rows would change (a TRUNCATE, whether any webhook is enabled)."""
+    name = f"relations_own_{secrets.token_hex(4)}"
+    await _admin(database_url, f'CREATE DATABASE "{name}"')
+    url = with_database(database_url, name)
+    await migrate(url)
+    try:
+        yield url
+    finally:
+        await _admin(database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def make_settings(**values: Any) -> Settings:
     """Settings for a test's app: through pgbouncer (`make test-pgbouncer`) in its mode."""
     return Settings(pgbouncer=os.environ.get("RELATIONS_PGBOUNCER") or None, **values)

@@ -7,13 +7,20 @@ leaves the cursor where it was.
 
 Which webhook process dispatches: whichever holds the cursor row (`FOR UPDATE SKIP LOCKED`); the
 others find it taken and wait for the next notification. Every process's dispatcher is woken by the
-change log's NOTIFY (service/changes/listener.py), with `poll_seconds` as the fallback."""
+change log's NOTIFY (service/changes/listener.py), with `poll_seconds` as the fallback.
+
+While no webhook is enabled, nothing is read and the cursor moves to the end of the log, but at most
+once per `poll_seconds`: in between, a notification costs one read of whether any webhook is enabled
+(no transaction, no write to commit). A webhook enabled meanwhile loses nothing and gets nothing
+older than itself: changes are queued only for the webhooks enabled before they committed
+(`webhook.enabled_at`), so the cursor's lag only means a few seconds of the log read once."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -79,6 +86,7 @@ class Dispatcher:
         self.poll = poll_seconds
         self.queued = queued  # called after a commit that queued deliveries: wakes this process's sender
         self._wake = asyncio.Event()
+        self._idle_until = 0.0  # while no webhook is enabled: when the cursor moves to the end again
 
     def wake(self) -> None:
         self._wake.set()
@@ -109,6 +117,9 @@ class Dispatcher:
 
     async def dispatch(self) -> Batch:
         """One batch in one transaction: hold the cursor, read after it, queue, move it."""
+        if time.monotonic() < self._idle_until and not await queries.any_enabled(self.db):
+            return Batch()
+        self._idle_until = 0.0
         async with self.db.transaction():
             cursor = await queries.lock_cursor(self.db)
             if cursor is None:
@@ -121,6 +132,7 @@ class Dispatcher:
                 end = await feed.end(self.db)
                 if stored is None or not await queries.any_enabled(self.db):
                     await queries.move_cursor(self.db, position=encode_position(end))
+                    self._idle_until = time.monotonic() + self.poll
                     return Batch()
             after = decode_position(stored)
             page = await feed.read_all(self.db, after=after, limit=BATCH)

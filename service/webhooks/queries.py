@@ -41,7 +41,9 @@ RETURNING {COLUMNS}
 """
 UPDATE = f"""
 UPDATE webhook SET url = $3, events = $4, description = $5, enabled = $6,
-    disabled_reason = CASE WHEN $6 THEN NULL ELSE disabled_reason END, updated_at = clock_timestamp()
+    disabled_reason = CASE WHEN $6 THEN NULL ELSE disabled_reason END,
+    enabled_at = CASE WHEN $6 AND NOT enabled THEN clock_timestamp() ELSE enabled_at END,
+    updated_at = clock_timestamp()
 WHERE project = $1 AND id = $2
 RETURNING {COLUMNS}
 """
@@ -119,15 +121,16 @@ WHERE claim = $1 AND state = 'pending'
 NEXT_DUE = "SELECT min(next_attempt_at) - clock_timestamp() FROM webhook_delivery WHERE state = 'pending'"
 
 # --- Dispatcher ----------------------------------------------------------------------------------------
-# One delivery per change and enabled webhook of its project subscribed to its type, created before the
-# change committed; a change queued twice (a repeated batch) stays one delivery.
+# One delivery per change and enabled webhook of its project subscribed to its type, enabled (made, or
+# enabled again) before the change committed; a change queued twice (a repeated batch) stays one
+# delivery.
 QUEUE = """
 INSERT INTO webhook_delivery (project, webhook_id, event_id, event_type, body)
 SELECT c.project, w.id, c.event_id, c.event_type, c.body
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])
     AS c (project, event_id, event_type, body, committed_at)
 JOIN webhook AS w ON w.project = c.project AND w.enabled AND c.event_type = ANY (w.events)
-    AND w.created_at <= c.committed_at
+    AND w.enabled_at <= c.committed_at
 ON CONFLICT (project, webhook_id, event_id) DO NOTHING
 """
 ANY_ENABLED = "SELECT EXISTS (SELECT 1 FROM webhook WHERE enabled)"

@@ -4,29 +4,13 @@ count move. In a database of its own (the session's other tests keep their rows)
 from __future__ import annotations
 
 import asyncio
-import secrets
-from collections.abc import AsyncIterator
-
-import pytest
 
 from service.projects.service import SCOPES, create_key
-from service.schema import connect, migrate
+from service.schema import connect
 from tests.cache.helpers import worker
-from tests.conftest import _admin, guid, with_database
+from tests.conftest import guid
 
 LAG_MS = 40
-
-
-@pytest.fixture
-async def own_database(database_url: str) -> AsyncIterator[str]:
-    name = f"relations_cache_{secrets.token_hex(4)}"
-    await _admin(database_url, f'CREATE DATABASE "{name}"')
-    url = with_database(database_url, name)
-    await migrate(url)
-    try:
-        yield url
-    finally:
-        await _admin(database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def test_a_truncate_empties_the_cache(own_database: str) -> None:
