@@ -166,7 +166,9 @@ class Operation:
     needs the whole body to compare. `idempotency` False: the pipeline does not honour
     `Idempotency-Key` either, because a replay would store the answer (one that carries a secret).
     `cache` (reads only): the tags the answer depends on, from the path (service/cache/tags.py); the
-    worker's read cache may then answer it."""
+    worker's read cache may then answer it. `relational` False (writes only): the write changes no
+    relation or relation type (a webhook's), so nothing the read cache or the change feed holds
+    depends on it: it neither waits for the cache nor wakes the feed."""
 
     method: str
     handler: Handler
@@ -177,3 +179,4 @@ class Operation:
     streams_body: bool = False
     idempotency: bool = True
     cache: ReadTags | None = None
+    relational: bool = True

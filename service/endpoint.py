@@ -42,13 +42,15 @@ class OperationFields(TypedDict):
     streams_body: NotRequired[bool]
     idempotency: NotRequired[bool]
     cache: NotRequired[ReadTags | None]
+    relational: NotRequired[bool]
 
 
 def operation(handler: Handler, **fields: Unpack[OperationFields]) -> Operation:
     """One method of a route; `scope` is what it needs, `queue` (edits only) what it waits in;
     `streams_body` (see Operation) for a handler that reads a large body as a stream; `idempotency`
     False for a write whose answer must never be stored (it carries a secret); `cache` (reads) the
-    tags its answer depends on, for the read cache."""
+    tags its answer depends on, for the read cache; `relational` False for a write that changes no
+    relation or relation type."""
     return Operation(handler=handler, **fields)
 
 

@@ -9,7 +9,7 @@
                              (replicas); a write: `Relations-Revision` on its success (SPEC §12)
     (reads)                  cached_read: the worker's read cache answers, or keeps the answer
                                (only operations that name their `cache` tags; service/cache)
-    (writes)                 wake_readers and announce_write: once the write succeeded, this worker's
+    (writes of relations)    wake_readers and announce_write: once the write succeeded, this worker's
                                feed readers wake (and its read cache marks the commit), and after its
                                revision the others are notified; sync_cache: the answer then waits
                                until the read cache no longer holds what the write changed
@@ -241,8 +241,12 @@ def steps_for(operation: Operation) -> list[Step]:
         return steps
     # This worker's feed readers wake right after the work; its revision is read next, and only then
     # are the others notified: the after-commit NOTIFY is a statement of its own, and a token past it
-    # would wait for WAL no replica has been sent yet. The answer waits last for the read cache.
-    steps += [sync_cache, announce_write, answer_revision, wake_readers]
+    # would wait for WAL no replica has been sent yet. The answer waits last for the read cache. A
+    # write that changes no relation (a webhook's) has a revision and nothing else to follow.
+    if operation.relational:
+        steps += [sync_cache, announce_write, answer_revision, wake_readers]
+    else:
+        steps.append(answer_revision)
     if not operation.streams_body:
         steps.append(read_body)
         if operation.queue is not None:

@@ -230,3 +230,6 @@ def test_steps_in_spec_order() -> None:
         pipeline.answer_revision,
         pipeline.wake_readers,
     ]
+    # A write that changes no relation (a webhook's) has its revision, and nothing to wait for or wake.
+    webhook = Operation("POST", _nothing, "t", WRITE, idempotency=False, relational=False)
+    assert pipeline.steps_for(webhook) == [*checks, pipeline.answer_revision, pipeline.read_body]

@@ -27,6 +27,12 @@ the write committed), and its commit was visible to the poll's snapshots. Hence:
   at least as new as every change applied that it depends on, and the changes after it will drop it.
   The drops of the last moments are kept for that check (`RECENT_DROPS`; a fill older than those is
   not kept), so a write elsewhere in a busy project does not cost every fill under way.
+- A page with `BULK_CHANGES` or more changes of one project (an import, a delete by type, a script's
+  bulk write) drops that project's entries whole, once, instead of one drop per change: what those
+  drops would leave of it is little, and a million-row import cost every worker a million drops.
+- A poll that is still not done after `CATCH_UP_PAGES` full pages (a million-row import, a worker
+  that could not follow for a while) empties the cache and starts again from the end of the log:
+  cheaper than reading the rest, and until then every write waiting for the poll would have waited.
 - The LISTEN connection dropping (or any poll failing) empties the cache and bypasses it until the
   connection is back and a poll on it completes; a TRUNCATE of `relation` (counted by its trigger) or a
   position past the log's retention empties it too."""
@@ -37,7 +43,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass
 
 from service.cache import queries, tags
@@ -55,6 +61,10 @@ RETRY_SECONDS = 0.002  # a poll that found more held back than a page: again, so
 FAILED_SECONDS = 0.5
 # Drops remembered for the fills under way: far more than happen while one answer is read.
 RECENT_DROPS = 4096
+# A project with this many changes in one page is dropped whole (see above).
+BULK_CHANGES = 100
+# A poll this many full pages behind empties the cache and starts again at the end (see above).
+CATCH_UP_PAGES = 10
 
 
 @dataclass(frozen=True)
@@ -240,7 +250,9 @@ class Follower:
         self._release(number)
 
     async def _poll(self, position: Position) -> Poll:
-        """Applies every change after `position` (pages until one is short) and those held back."""
+        """Applies every change after `position` (pages until one is short, or too many) and those held
+        back."""
+        pages = 0
         while True:
             sent_at = time.monotonic()
             rows = await queries.poll(self._listener, after=position, limit=PAGE)
@@ -260,10 +272,21 @@ class Follower:
                 position = max(Position(bytes(row["commit_key"]), row["id"]) for row in ordered)
             if len(ordered) < PAGE:
                 return Poll(position, len(held) < PAGE, int(head["wal_position"]), sent_at)
+            pages += 1
+            if pages >= CATCH_UP_PAGES:
+                log.info("read cache: %d pages of changes behind; emptied, following from the end", pages)
+                self._reset()
+                return Poll(await feed.end(self._listener), False, 0, sent_at)
 
     def _apply(self, changes: list[Record]) -> None:
+        counts = Counter(change["project"] for change in changes)
+        bulk = {project for project, count in counts.items() if count >= BULK_CHANGES}
+        for project in bulk:
+            self.drop_project(project)
         for change in changes:
             project = change["project"]
+            if project in bulk:
+                continue
             touched = tags.touched(change)
             if touched is None:
                 self.drop_project(project)

@@ -154,13 +154,29 @@ async def retry_delivery(ctx: Context) -> Response:
 
 
 W = WEBHOOKS_WRITE
+# A webhook's writes change no relation: they neither wait for the read cache nor wake the change feed
+# (relational=False). Answers that carry a secret are never stored for Idempotency-Key replays
+# (idempotency=False).
 routes = [
     api_route("/webhook", list_webhooks, method="GET", name="webhooks:list", scope=W),
-    # Answers that carry a secret are never stored for Idempotency-Key replays (idempotency=False).
-    api_route("/webhook", create_webhook, method="POST", name="webhooks:create", scope=W, idempotency=False),
+    api_route(
+        "/webhook",
+        create_webhook,
+        method="POST",
+        name="webhooks:create",
+        scope=W,
+        idempotency=False,
+        relational=False,
+    ),
     api_route("/webhook/{id}", get_webhook, method="GET", name="webhooks:get", scope=W),
     api_route(
-        "/webhook/{id}", update_webhook, method="PUT", name="webhooks:update", scope=W, idempotency=False
+        "/webhook/{id}",
+        update_webhook,
+        method="PUT",
+        name="webhooks:update",
+        scope=W,
+        idempotency=False,
+        relational=False,
     ),
     api_route(
         "/webhook/{id}",
@@ -169,6 +185,7 @@ routes = [
         name="webhooks:delete",
         scope=W,
         invalid_message=messages.WEBHOOK_INVALID,
+        relational=False,
     ),
     api_route("/webhook/{id}/deliveries", list_deliveries, method="GET", name="webhooks:deliveries", scope=W),
     api_route(
@@ -181,5 +198,6 @@ routes = [
         name="webhooks:retry",
         scope=W,
         invalid_message=messages.WEBHOOK_INVALID,
+        relational=False,
     ),
 ]

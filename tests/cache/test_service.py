@@ -12,9 +12,9 @@ import httpx
 import pytest
 
 from service.cache import queries as cache_queries
-from service.cache.follower import RECENT_DROPS, Follower
+from service.cache.follower import BULK_CHANGES, CATCH_UP_PAGES, PAGE, RECENT_DROPS, Follower
 from service.cache.store import Store
-from service.projects.service import create_key
+from service.projects.service import SCOPES, create_key
 from service.rate_limits.policy import RatePolicy
 from service.schema import connect
 from tests.cache.helpers import Worker, worker
@@ -306,6 +306,57 @@ async def test_a_fill_is_kept_only_if_nothing_it_depends_on_was_dropped_meanwhil
     assert follower.current("p", mine, later, xid=42)
     follower.drop("p", mine, xid=43)  # … another one's does
     assert not follower.current("p", mine, later, xid=42)
+
+
+async def test_a_bulk_write_drops_its_project_whole(own_database: str) -> None:
+    """A poll that meets BULK_CHANGES changes of one project drops that project's entries once, whole:
+    an entry none of the changes touched is gone too; another project's stays, and so does the
+    project's after a smaller write. Far more changes empty the cache and skip them. (In a database
+    of its own: the shared one's change log would keep its ten thousand events.)"""
+    async with worker(own_database, replica_max_lag_ms=LAG_MS) as one:
+        db = one.app.state.db
+        project, other = [
+            Project(alias, (await create_key(db, project=alias, scopes=list(SCOPES))).key, db)
+            for alias in ("bulk", "bystander")
+        ]
+        mine = f"/relation/{(await create(one.http, project, guid()))['_id']}"
+        theirs = f"/relation/{(await create(one.http, other, guid()))['_id']}"
+        await one.settled(project.alias)
+
+        async def hit(path: str, headers: dict[str, str]) -> bool:
+            hits = one.cache.store.stats.hits
+            assert (await one.http.get(path, headers=headers)).status_code == 200
+            return one.cache.store.stats.hits > hits
+
+        async def write(count: int) -> None:
+            connection = await connect(own_database)
+            try:
+                await connection.execute(
+                    "INSERT INTO relation (project, type_alias, parent, child, position)"
+                    " SELECT $1, 'umbDocument', gen_random_uuid(), gen_random_uuid(), 1"
+                    " FROM generate_series(1, $2)",
+                    project.alias,
+                    count,
+                )
+            finally:
+                await connection.close()
+            await one.settled(project.alias)
+
+        for path, headers in ((mine, project.headers), (theirs, other.headers)):
+            await hit(path, headers)  # filled
+            assert await hit(path, headers)
+        await write(BULK_CHANGES - 1)
+        assert await hit(mine, project.headers)  # a smaller write drops only what it touched
+        await write(BULK_CHANGES)
+        assert not await hit(mine, project.headers)
+        assert await hit(theirs, other.headers)
+        # So many changes that the poll would page through CATCH_UP_PAGES pages: the cache empties
+        # (the other project's entry too) and follows again from the end of the log, at once.
+        assert await hit(mine, project.headers)
+        await write(CATCH_UP_PAGES * PAGE + 1)
+        await one.ready()
+        assert not await hit(theirs, other.headers)
+        assert await hit(theirs, other.headers)
 
 
 def test_a_fill_older_than_the_drops_remembered_is_not_kept() -> None:

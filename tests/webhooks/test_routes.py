@@ -327,3 +327,11 @@ async def test_null_is_no_value(client: httpx.AsyncClient, project: Project, fie
     if field != "rotateSecret":
         refused = await client.post("/webhook", json={"url": URL, field: None}, headers=project.headers)
         assert refused.status_code == 422, refused.text
+
+
+def test_webhook_writes_change_no_relation() -> None:
+    """They neither wait for the read cache nor wake the change feed (service/pipeline.steps_for)."""
+    from service.webhooks.routes import routes
+
+    writes = [op for route in routes for op in route.operations.values() if op.method not in ("GET", "HEAD")]
+    assert len(writes) == 4 and not any(op.relational for op in writes)
