@@ -139,11 +139,15 @@ MakeProject = Callable[[], Awaitable[Project]]
 @pytest.fixture
 def make_project(db: Database) -> MakeProject:
     async def make() -> Project:
-        alias = f"p-{uuid.uuid4().hex[:12]}"
-        new = await create_key(db, project=alias, scopes=list(SCOPES))
-        return Project(alias=alias, api_key=new.key, db=db)
+        return await new_project(db, f"p-{uuid.uuid4().hex[:12]}")
 
     return make
+
+
+async def new_project(db: Database, alias: str) -> Project:
+    """The project `alias` (made when missing) with a new key of every scope."""
+    new = await create_key(db, project=alias, scopes=list(SCOPES))
+    return Project(alias=alias, api_key=new.key, db=db)
 
 
 @pytest.fixture

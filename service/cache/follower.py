@@ -260,8 +260,7 @@ class Follower:
             self._truncated(head["truncations"])
             pruned = head["pruned_key"]
             if pruned is not None and Position(bytes(pruned), LAST_ID) > position:
-                self._reset()  # retention passed us: start again from the end
-                return Poll(await feed.end(self._listener), False, 0, sent_at)
+                return await self._restart(sent_at)  # retention passed us
             ordered = [row for row in rows if row["id"] is not None and not row["held"]]
             held = [row for row in rows if row["held"]]
             self._apply(ordered)
@@ -275,8 +274,13 @@ class Follower:
             pages += 1
             if pages >= CATCH_UP_PAGES:
                 log.info("read cache: %d pages of changes behind; emptied, following from the end", pages)
-                self._reset()
-                return Poll(await feed.end(self._listener), False, 0, sent_at)
+                return await self._restart(sent_at)
+
+    async def _restart(self, sent_at: float) -> Poll:
+        """Empty and bypassed, and following again from the end of the log: the poll this ends is
+        incomplete, so the next one (from the end) makes the cache ready again."""
+        self._reset()
+        return Poll(await feed.end(self._listener), False, 0, sent_at)
 
     def _apply(self, changes: list[Record]) -> None:
         counts = Counter(change["project"] for change in changes)

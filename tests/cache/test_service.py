@@ -14,11 +14,11 @@ import pytest
 from service.cache import queries as cache_queries
 from service.cache.follower import BULK_CHANGES, CATCH_UP_PAGES, PAGE, RECENT_DROPS, Follower
 from service.cache.store import Store
-from service.projects.service import SCOPES, create_key
+from service.projects.service import create_key
 from service.rate_limits.policy import RatePolicy
 from service.schema import connect
 from tests.cache.helpers import Worker, worker
-from tests.conftest import MakeProject, Project, guid
+from tests.conftest import MakeProject, Project, guid, new_project
 
 LAG_MS = 50
 
@@ -314,11 +314,7 @@ async def test_a_bulk_write_drops_its_project_whole(own_database: str) -> None:
     project's after a smaller write. Far more changes empty the cache and skip them. (In a database
     of its own: the shared one's change log would keep its ten thousand events.)"""
     async with worker(own_database, replica_max_lag_ms=LAG_MS) as one:
-        db = one.app.state.db
-        project, other = [
-            Project(alias, (await create_key(db, project=alias, scopes=list(SCOPES))).key, db)
-            for alias in ("bulk", "bystander")
-        ]
+        project, other = [await new_project(one.app.state.db, alias) for alias in ("bulk", "bystander")]
         mine = f"/relation/{(await create(one.http, project, guid()))['_id']}"
         theirs = f"/relation/{(await create(one.http, other, guid()))['_id']}"
         await one.settled(project.alias)

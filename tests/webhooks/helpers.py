@@ -1,4 +1,5 @@
-"""Shared steps of the webhook tests: create a webhook through the API, queue a delivery directly."""
+"""Shared steps of the webhook tests: create a relation or a webhook through the API, queue a delivery
+directly."""
 
 from __future__ import annotations
 
@@ -11,7 +12,15 @@ import httpx
 import orjson
 
 from service.db import Database
-from tests.conftest import Project
+from tests.conftest import Project, guid
+
+
+async def relation(client: httpx.AsyncClient, project: Project, **fields: str) -> dict[str, object]:
+    body = {"parentId": guid(), "childId": guid(), "relationTypeAlias": "umbDocument", **fields}
+    response = await client.post("/relation", json=body, headers=project.headers)
+    assert response.status_code == 201, response.text
+    created: dict[str, object] = response.json()
+    return created
 
 
 async def create_webhook(

@@ -19,9 +19,9 @@ from service.app import create_app
 from service.db import Database
 from service.settings import Settings
 from service.webhooks.process import WebhookProcess
-from tests.conftest import Project, guid
+from tests.conftest import Project
 from tests.test_auth import serving
-from tests.webhooks.helpers import eventually
+from tests.webhooks.helpers import eventually, relation
 
 
 @pytest.fixture(scope="module")
@@ -42,14 +42,6 @@ async def workers(settings: Settings) -> AsyncIterator[list[httpx.AsyncClient]]:
         WebhookProcess(fast).running(),
     ):
         yield [first, second]
-
-
-async def relation(client: httpx.AsyncClient, project: Project, **fields: str) -> dict[str, object]:
-    body = {"parentId": guid(), "childId": guid(), "relationTypeAlias": "umbDocument", **fields}
-    response = await client.post("/relation", json=body, headers=project.headers)
-    assert response.status_code == 201, response.text
-    created: dict[str, object] = response.json()
-    return created
 
 
 async def test_a_created_relation_reaches_the_receiver_signed(
